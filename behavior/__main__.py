@@ -1,0 +1,5 @@
+import sys
+
+from behavior.cli import main
+
+sys.exit(main())

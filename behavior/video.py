@@ -1,0 +1,354 @@
+"""Video reading: one interface, decord first, PyAV as the fallback.
+
+A *video* is a file. `open_video` returns a `Video` that knows its metadata (`VideoInfo`) and returns
+uint8 RGB frames `(T, H, W, C)` for a list of frame indices in display order. Frames come out upright
+(rotation metadata applied), from the video stream ffmpeg picks by default, whatever the file's
+extension says: both decoders probe the content.
+
+decord is used when it is installed and can open and decode the file; otherwise, or when decord fails on
+a call, the same `Video` switches to PyAV once and retries. Readers are opened per video and closed by
+`close()` or the `with` block: nothing is cached between videos.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+try:  # decord has no wheel for some platforms; PyAV then serves every file.
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+except ImportError:  # pragma: no cover - exercised only where decord is missing
+    decord = None
+
+import av
+
+VIDEO_EXTENSIONS = (
+    ".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".gif", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv",
+    ".ts", ".mts", ".vob",
+)
+BACKENDS = ("auto", "decord", "pyav")
+
+# PyAV seeks instead of decoding forward when the next wanted frame is this many frames ahead.
+_SEEK_AHEAD_FRAMES = 96
+
+
+class VideoError(ValueError):
+    """A video that cannot be opened or decoded. The message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a reader knows about a video before decoding any frame (sizes are upright)."""
+
+    path: str
+    num_frames: int
+    fps: float  # average frame rate of the stream
+    duration_s: float  # from the first frame's start to the last frame's end
+    width: int  # upright width of the frames `get_frames` returns
+    height: int
+    timestamps: np.ndarray = field(repr=False)  # (num_frames,) float64 s from the first frame, display order
+    backend: str = "decord"
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """True for a regular file whose extension is a known video extension (used to scan folders)."""
+    p = Path(path)
+    return p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+
+
+def _short_side_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """Upright (width, height) after scaling the short side to `short_side`, both even, aspect kept."""
+    if not short_side or min(width, height) <= short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    w = max(2, round(width * scale / 2) * 2)
+    h = max(2, round(height * scale / 2) * 2)
+    return w, h
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoError(path, "is a directory, not a video file")
+    if not os.access(path, os.R_OK):
+        raise VideoError(path, "permission denied: the file is not readable")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    # decord prefixes its messages with a timestamped C++ source location; keep the reason.
+    if "]" in text and text.startswith("["):
+        text = text.split("] ", 2)[-1]
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _plausible_timestamps(timestamps: np.ndarray, duration: float) -> bool:
+    """Finite, non-decreasing, and no longer than a day: anything else is a decoder's placeholder."""
+    return bool(
+        np.isfinite(timestamps).all() and np.isfinite(duration) and (np.diff(timestamps) >= 0).all()
+        and 0 <= duration < 86_400
+    )
+
+
+class _DecordBackend:
+    name = "decord"
+
+    def __init__(self, path: Path, short_side: int | None, num_threads: int):
+        self._vr = decord.VideoReader(str(path), num_threads=num_threads)
+        num_frames = len(self._vr)
+        if num_frames == 0:
+            raise RuntimeError("decord found no frames")
+        height, width = self._vr[0].shape[:2]  # upright: decord applies the rotation
+        out_w, out_h = _short_side_size(width, height, short_side)
+        if (out_w, out_h) != (width, height):
+            self._vr = decord.VideoReader(str(path), num_threads=num_threads, width=out_w, height=out_h)
+        fps = float(self._vr.get_avg_fps())
+        spans = self._vr.get_frame_timestamp(np.arange(num_frames)).astype(np.float64)  # (N, 2) start, end
+        timestamps, duration = spans[:, 0] - spans[0, 0], spans[-1, 1] - spans[0, 0]
+        if not _plausible_timestamps(timestamps, duration) and fps > 0:
+            # Files without pts on some frames (old AVIs) give decord garbage times: use the nominal rate.
+            timestamps, duration = np.arange(num_frames) / fps, num_frames / fps
+        self.info = VideoInfo(
+            path=str(path),
+            num_frames=num_frames,
+            fps=fps,
+            duration_s=float(duration),
+            width=out_w,
+            height=out_h,
+            timestamps=timestamps,
+            backend=self.name,
+        )
+
+    def get_frames(self, indices: np.ndarray) -> np.ndarray:
+        return self._vr.get_batch(indices.tolist()).asnumpy()  # uint8 (T, H, W, C)
+
+    def close(self) -> None:
+        self._vr = None
+
+
+class _PyAVBackend:
+    """Decodes forward through the default video stream, seeking only over long gaps."""
+
+    name = "pyav"
+
+    def __init__(self, path: Path, short_side: int | None, num_threads: int):
+        self._container = av.open(str(path), metadata_errors="ignore")
+        try:
+            self._open(path, short_side, num_threads)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _open(self, path: Path, short_side: int | None, num_threads: int) -> None:
+        if not self._container.streams.video:
+            raise RuntimeError("no video stream (audio-only or not a video)")
+        self._stream = self._container.streams.best("video")  # ffmpeg's default pick
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = num_threads
+        pts, durations = [], []
+        for packet in self._container.demux(self._stream):
+            if packet.size and packet.pts is not None:
+                pts.append(packet.pts)
+                durations.append(packet.duration or 0)
+        if not pts:
+            raise RuntimeError("the video stream holds no frames")
+        order = np.argsort(pts, kind="stable")
+        self._pts = np.asarray(pts, dtype=np.int64)[order]  # display order
+        tb = float(self._stream.time_base)
+        seconds = self._pts.astype(np.float64) * tb
+        last_duration = durations[order[-1]] * tb
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        fps = float(rate) if rate else (len(pts) - 1) / max(seconds[-1] - seconds[0], 1e-9)
+        if last_duration <= 0:
+            last_duration = 1.0 / fps if fps > 0 else 0.0
+        # Decode the first frame now: it carries the rotation, and a file that cannot decode fails here.
+        self._rewind()
+        first = self._next_frame()
+        if first is None:
+            raise RuntimeError("no frame could be decoded")
+        self._rotation = int(round((first.rotation or 0) / 90.0)) % 4  # quarter turns counter-clockwise
+        self._seekable = first.pts is not None
+        raw_w, raw_h = first.width, first.height
+        upright_w, upright_h = (raw_h, raw_w) if self._rotation % 2 else (raw_w, raw_h)
+        out_w, out_h = _short_side_size(upright_w, upright_h, short_side)
+        self._raw_size = (out_h, out_w) if self._rotation % 2 else (out_w, out_h)
+        self._rewind()
+        self.info = VideoInfo(
+            path=str(path),
+            num_frames=len(self._pts),
+            fps=fps,
+            duration_s=float(seconds[-1] - seconds[0] + last_duration),
+            width=out_w,
+            height=out_h,
+            timestamps=seconds - seconds[0],
+            backend=self.name,
+        )
+
+    def _rewind(self) -> None:
+        self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
+        self._frames = self._container.decode(self._stream)
+        self._pending = None  # a frame decoded while seeking, not yet consumed
+        self._position = -1  # display index of the last frame consumed
+
+    def _seek_before(self, target: int) -> None:
+        """Jump to the keyframe at or before `target`; rewind when the demuxer overshoots."""
+        self._container.seek(int(self._pts[target]), stream=self._stream, backward=True)
+        self._frames = self._container.decode(self._stream)
+        frame = self._next_frame()
+        # Only the first frame after a seek is placed by its pts: a keyframe's pts is reliable, while
+        # the frames after it are counted in decoder output order, which is display order even where
+        # pts are not (AVI files with packed B-frames label frames out of order).
+        index = int(np.searchsorted(self._pts, frame.pts)) if frame is not None and frame.pts is not None else -1
+        if index < 0 or index > target or self._pts[min(index, len(self._pts) - 1)] != frame.pts:
+            self._rewind()
+            return
+        self._pending = frame
+        self._position = index - 1
+
+    def _next_frame(self):
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        return next(self._frames, None)
+
+    def _to_array(self, frame) -> np.ndarray:
+        out_w, out_h = self._raw_size
+        image = frame.reformat(width=out_w, height=out_h, format="rgb24", interpolation="BICUBIC")
+        array = image.to_ndarray()  # uint8 (H, W, 3), as stored
+        if self._rotation:
+            array = np.ascontiguousarray(np.rot90(array, k=self._rotation))
+        return array
+
+    def get_frames(self, indices: np.ndarray) -> np.ndarray:
+        wanted = np.unique(indices)
+        found: dict[int, np.ndarray] = {}
+        for target in wanted:
+            if target <= self._position:
+                self._rewind()
+            elif target - self._position > _SEEK_AHEAD_FRAMES and self._seekable:
+                self._seek_before(int(target))
+            while self._position < target:
+                frame = self._next_frame()
+                if frame is None:
+                    raise RuntimeError(f"the stream ended before frame {target} of {len(self._pts)}")
+                self._position += 1
+                index = self._position
+                if index in wanted and index not in found:
+                    found[index] = self._to_array(frame)
+            if target not in found:
+                raise RuntimeError(f"frame {target} was not found while decoding")
+        return np.stack([found[int(i)] for i in indices])  # uint8 (T, H, W, C)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _open_backend(name: str, path: Path, short_side: int | None, num_threads: int):
+    if name == "decord":
+        return _DecordBackend(path, short_side, num_threads)
+    return _PyAVBackend(path, short_side, num_threads)
+
+
+class Video:
+    """A video file opened for reading.
+
+    >>> with Video("clip.mp4") as video:
+    ...     frames = video.get_frames([0, 10, 20])  # uint8 (3, H, W, 3), RGB, upright
+    ...     video.info.num_frames, video.info.timestamps[:3]
+
+    `backend="auto"` uses decord and falls back to PyAV when decord is missing, cannot open the file, or
+    fails to decode it; `short_side` asks the decoder itself for frames whose short side is that many
+    pixels (never upscaled), which is much cheaper than decoding full size and resizing afterwards.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        backend: str = "auto",
+        short_side: int | None = None,
+        num_threads: int = 1,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown video backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        self.path = Path(path)
+        self._short_side = short_side
+        self._num_threads = num_threads
+        self._errors: list[str] = []
+        _check_readable(self.path)
+        if backend == "auto":
+            self._candidates = ["decord", "pyav"] if decord is not None else ["pyav"]
+        elif backend == "decord" and decord is None:
+            raise ValueError("video backend 'decord' was asked for, but decord is not installed")
+        else:
+            self._candidates = [backend]
+        self._backend = None
+        self._open_next()
+
+    def _open_next(self) -> None:
+        while self._candidates:
+            name = self._candidates.pop(0)
+            try:
+                self._backend = _open_backend(name, self.path, self._short_side, self._num_threads)
+                return
+            except Exception as exc:  # any decoder failure becomes a VideoError below
+                self._errors.append(f"{name}: {_describe(exc)}")
+        raise VideoError(self.path, "cannot be read (" + "; ".join(self._errors) + ")")
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._backend.info
+
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """uint8 (T, H, W, C) RGB frames in the order of `indices` (display-order frame numbers)."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        num_frames = self.info.num_frames
+        if indices.size and (indices.min() < 0 or indices.max() >= num_frames):
+            raise IndexError(f"{self.path}: frame indices must lie in [0, {num_frames - 1}], got "
+                             f"{indices.min()}..{indices.max()}")
+        while True:
+            try:
+                return self._backend.get_frames(indices)
+            except Exception as exc:  # try the next decoder, then report all reasons
+                self._errors.append(f"{self._backend.name}: {_describe(exc)}")
+                self._backend.close()
+                if not self._candidates:
+                    raise VideoError(self.path, "cannot be decoded (" + "; ".join(self._errors) + ")") from exc
+                self._open_next()
+                if self.info.num_frames <= indices.max():
+                    raise VideoError(self.path, f"the fallback decoder finds {self.info.num_frames} frames, "
+                                     f"fewer than asked for ({'; '.join(self._errors)})") from exc
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_info(path: str | os.PathLike, backend: str = "auto") -> VideoInfo:
+    """Metadata of a video; raises VideoError when no decoder can open it."""
+    with Video(path, backend=backend) as video:
+        return video.info
