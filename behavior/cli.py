@@ -19,7 +19,8 @@ def _add_check(sub) -> None:
     )
     p.add_argument("paths", nargs="+", type=Path, help="a data root (root/<class>/<video>), folders or video files")
     p.add_argument("--splits", type=Path, help="folder with classInd.txt, trainlistNN.txt and testlistNN.txt")
-    p.add_argument("--annotations", type=Path, help="CSV of path,label lines (paths relative to the root)")
+    p.add_argument("--annotations", type=Path, action="append",
+                   help="CSV of path,label lines, paths relative to the root (repeat for several lists)")
     p.add_argument("--json", type=Path, help="write one entry per video to this JSON file")
     p.add_argument("--decode", choices=("sample", "all", "none"), default="sample",
                    help="how much of each video to decode: 8 frames spread over it (default), every frame, or "

@@ -84,9 +84,9 @@ def _uniform_positions(start: float, end: float, step: float, T: int, views: int
     return np.stack([np.linspace(a, b, T) for a, b in zip(bounds[:-1], last)])  # (V, T)
 
 
-def _dense_positions(start: float, end: float, step: float, T: int, train: bool, views: int, rng):
-    offsets = np.arange(T) * step  # (T,)
-    room = max((end - start) - (offsets[-1] + step), 0.0)  # how far the window can move
+def _dense_positions(start: float, end: float, step: float, stride: int, T: int, train: bool, views: int, rng):
+    offsets = np.arange(T) * step * stride  # (T,)
+    room = max((end - start) - (offsets[-1] + step), 0.0)  # how far the window can move; a frame is `step` long
     if train:
         starts = start + np.array([rng.uniform(0.0, room)])
     elif views == 1:
@@ -118,8 +118,9 @@ def sample_indices(
     use_time = cfg.time_based and timestamps is not None and len(timestamps) == num_frames and num_frames > 1
     if use_time:
         timestamps = np.asarray(timestamps, dtype=np.float64)
-        step = float(np.median(np.diff(timestamps))) or 1e-6  # one frame, in seconds
-        length = timestamps[-1] + step
+        gaps = np.diff(timestamps)
+        step = float(np.median(gaps)) or 1e-6  # a typical frame, in seconds
+        length = timestamps[-1] + (float(gaps[-1]) or step)  # the last frame lasts about as long as the one before
     else:
         step, length = 1.0, float(num_frames)
     start, end = span if span is not None else (0.0, length)
@@ -149,7 +150,7 @@ def sample_indices(
     elif cfg.strategy == "uniform":
         positions = _uniform_positions(start, end, step, T, views)
     else:
-        positions = _dense_positions(start, end, step * cfg.stride, T, train, views, rng)
+        positions = _dense_positions(start, end, step, cfg.stride, T, train, views, rng)
 
     if use_time:
         # The frame on screen at time t is the last one that starts at or before t.

@@ -13,10 +13,12 @@ a call, the same `Video` switches to PyAV once and retries. Readers are opened p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av  # before decord: decord's bundled ffmpeg, loaded first, breaks PyAV's VP9 encoder
 import numpy as np
 
 try:  # decord has no wheel for some platforms; PyAV then serves every file.
@@ -25,8 +27,6 @@ try:  # decord has no wheel for some platforms; PyAV then serves every file.
     decord.logging.set_level(decord.logging.QUIET)
 except ImportError:  # pragma: no cover - exercised only where decord is missing
     decord = None
-
-import av
 
 VIDEO_EXTENSIONS = (
     ".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".gif", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv",
@@ -90,9 +90,9 @@ def _check_readable(path: Path) -> None:
 
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    # decord prefixes its messages with a timestamped C++ source location; keep the reason.
-    if "]" in text and text.startswith("["):
-        text = text.split("] ", 2)[-1]
+    # decord prefixes its messages with a timestamp and a C++ source location; keep the reason.
+    text = re.sub(r"\[\d\d:\d\d:\d\d\]\s*", "", text)
+    text = re.sub(r"\S+\.(?:cc|cpp|h):\d+:\s*", "", text)
     return f"{type(exc).__name__}: {text[:300]}"
 
 
@@ -181,7 +181,7 @@ class _PyAVBackend:
         if first is None:
             raise RuntimeError("no frame could be decoded")
         self._rotation = int(round((first.rotation or 0) / 90.0)) % 4  # quarter turns counter-clockwise
-        self._seekable = first.pts is not None
+        self._seekable = self._pts_follow_display_order(first)
         raw_w, raw_h = first.width, first.height
         upright_w, upright_h = (raw_h, raw_w) if self._rotation % 2 else (raw_w, raw_h)
         out_w, out_h = _short_side_size(upright_w, upright_h, short_side)
@@ -197,6 +197,14 @@ class _PyAVBackend:
             timestamps=seconds - seconds[0],
             backend=self.name,
         )
+
+    def _pts_follow_display_order(self, first, probe: int = 8) -> bool:
+        """Seeking places frames by pts, which is safe only where decoded frames carry increasing pts.
+        AVIs with packed B-frames do not (their pts count packets), so those are decoded forward only."""
+        pts = [first.pts]
+        while len(pts) < probe and (frame := self._next_frame()) is not None:
+            pts.append(frame.pts)
+        return None not in pts and all(a < b for a, b in zip(pts, pts[1:]))
 
     def _rewind(self) -> None:
         self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
@@ -352,3 +360,85 @@ def read_info(path: str | os.PathLike, backend: str = "auto") -> VideoInfo:
     """Metadata of a video; raises VideoError when no decoder can open it."""
     with Video(path, backend=backend) as video:
         return video.info
+
+
+_ENCODERS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".avi": "mpeg4",
+             ".webm": "libvpx-vp9", ".gif": "gif"}
+
+
+class VideoWriter:
+    """Encode RGB frames to a file, one at a time; the codec follows the extension (mp4/mov/mkv: H.264,
+    avi: MPEG-4 part 2, webm: VP9, gif). The file is complete and playable once `close()` returns, also
+    when the writer is closed early by an exception inside the `with` block."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, quality: int = 20):
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in _ENCODERS:
+            raise ValueError(f"{self.path}: cannot encode {suffix or 'files without extension'}; "
+                             f"valid: {', '.join(sorted(_ENCODERS))}")
+        self._codec = _ENCODERS[suffix]
+        self._fps = fps
+        self._quality = quality
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = None
+        self.num_frames = 0
+
+    def _open_stream(self, height: int, width: int) -> None:
+        from fractions import Fraction
+
+        rate = Fraction(self._fps).limit_denominator(1001)
+        self._stream = self._container.add_stream(self._codec, rate=rate)
+        self._stream.width, self._stream.height = width, height
+        if self._codec == "gif":
+            self._stream.pix_fmt = "rgb8"
+        else:
+            self._stream.pix_fmt = "yuv420p"
+        if self._codec == "libx264":
+            self._stream.options = {"crf": str(self._quality), "preset": "veryfast"}
+        elif self._codec == "mpeg4":
+            # Constant quantiser, as `ffmpeg -q:v N`: quality 20 -> q 3 (1 best .. 31 worst).
+            self._stream.codec_context.qscale = True
+            self._stream.codec_context.global_quality = max(1, min(31, self._quality // 7)) * 118  # FF_QP2LAMBDA
+        elif self._codec == "libvpx-vp9":
+            self._stream.options = {"crf": str(self._quality + 10), "b": "0"}  # constant quality
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 (H, W, 3) RGB frame; H and W must stay the same (even sizes for H.264)."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"{self.path}: frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+        if self._stream is None:
+            self._open_stream(*frame.shape[:2])
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        for packet in self._stream.encode(image):
+            self._container.mux(packet)
+        self.num_frames += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            if self._stream is not None:
+                for packet in self._stream.encode():  # flush the encoder
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        try:
+            self.close()
+        except Exception:
+            if exc_type is None:
+                raise  # otherwise the error that ended the block is the one worth reporting
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, quality: int = 20) -> Path:
+    """Encode uint8 frames (T, H, W, 3) RGB to `path`; the codec follows the extension."""
+    with VideoWriter(path, fps, quality) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)

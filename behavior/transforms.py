@@ -1,0 +1,76 @@
+"""The one clip transform: uint8 frames (T, H, W, C) -> normalised float clip (T, C, H, W).
+
+Training and evaluation differ only in randomness (random crop and flip versus centre crop), as in
+torchvision's `references/video_classification` presets; batch and live inference use the evaluation
+transform. The same crop and flip apply to every frame of a clip, so motion stays coherent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics, matching pretrained backbones
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class TransformConfig:
+    resize: int = 128  # short side after resizing, before the crop (the decoder is asked for this size)
+    crop: int = 112  # square crop the model sees, H = W
+    flip: bool = True  # random horizontal flip in training; turn off where left/right carries the label
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # per-channel normalisation, in [0, 1] pixel units
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.crop < 8 or self.resize < self.crop:
+            raise ValueError(f"transform.crop={self.crop} must be >= 8 and transform.resize={self.resize} "
+                             "at least as large as the crop")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("transform.mean and transform.std need 3 values each, std > 0")
+        self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+
+
+class ClipTransform:
+    """Callable `(frames uint8 (T, H, W, C), rng) -> float32 (T, C, crop, crop)`, normalised.
+
+    `train=True`: random crop and (optionally) horizontal flip, drawn from `rng`; `train=False`: centre
+    crop, no randomness (rng may be None). Frames of any size are first resized so the short side equals
+    `cfg.resize` (skipped when the decoder already delivered that size).
+    """
+
+    def __init__(self, cfg: TransformConfig, train: bool):
+        self.cfg = cfg
+        self.train = train
+        self._mean = torch.tensor(cfg.mean).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(cfg.std).view(1, 3, 1, 1) * 255.0
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+        clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8 (T, C, H, W)
+        height, width = clip.shape[-2:]
+        if min(height, width) != self.cfg.resize:
+            clip = TF.resize(clip, [self.cfg.resize], antialias=True)  # uint8 (T, C, h, w), short side = resize
+        height, width = clip.shape[-2:]
+        size = self.cfg.crop
+        if self.train:
+            if rng is None:
+                raise ValueError("the training transform is random: pass a numpy Generator")
+            top = int(rng.integers(0, height - size + 1))
+            left = int(rng.integers(0, width - size + 1))
+            flip = self.cfg.flip and bool(rng.random() < 0.5)
+        else:
+            top, left, flip = (height - size) // 2, (width - size) // 2, False
+        clip = clip[:, :, top : top + size, left : left + size]  # uint8 (T, C, crop, crop)
+        if flip:
+            clip = clip.flip(-1)
+        return (clip.float() - self._mean) / self._std  # float32 (T, C, crop, crop)
+
+    def to_uint8(self, clip: torch.Tensor) -> np.ndarray:
+        """Undo the normalisation for display: float (..., C, H, W) -> uint8 (..., H, W, C)."""
+        pixels = clip.detach().cpu().float() * self._std.view(3, 1, 1) + self._mean.view(3, 1, 1)
+        return pixels.clamp(0, 255).round().to(torch.uint8).movedim(-3, -1).numpy()
