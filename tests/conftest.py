@@ -76,3 +76,35 @@ def real_clips() -> Path:
     if not (REAL_CLIPS / "MANIFEST.tsv").is_file():
         pytest.skip(f"real clips not found at {REAL_CLIPS}")
     return REAL_CLIPS
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """The synthetic set, tiny: 5 classes x 12 clips (3 groups: train, val, test), 64x48 pixels, made once."""
+    from behavior.synthetic import generate_dataset
+
+    folder = tmp_path_factory.mktemp("synth")
+    generate_dataset(folder, clips_per_class=12, difficulty="easy", seed=3, workers=2, size=(64, 48), fps=10)
+    return folder
+
+
+def tiny_overrides(synth_folder, **extra) -> list[str]:
+    """`--set` overrides for a model and schedule small enough for a test (a few seconds on 2 cores)."""
+    values = {
+        "data.root": str(synth_folder / "videos"), "data.splits": str(synth_folder / "splits"),
+        "data.num_workers": 0, "data.val_fraction": 0.3, "sampler.num_frames": 4, "transform.resize": 36,
+        "transform.crop": 32, "model.width": 0.125, "model.dropout": 0.0, "train.epochs": 2, "train.batch_size": 4,
+        "train.eval_batch_size": 8, "optim.warmup_epochs": 0.5, **extra,
+    }
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_synth, tmp_path_factory):
+    """A tiny trained run on `tiny_synth` (2 epochs), shared by the evaluation and inference tests."""
+    from behavior.config import load_config
+    from behavior.train import train
+
+    run = tmp_path_factory.mktemp("run")
+    train(load_config(None, tiny_overrides(tiny_synth)), run)
+    return run

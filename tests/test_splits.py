@@ -47,7 +47,7 @@ def test_entries_outside_the_root_are_refused_with_file_and_line(ucf_root, tmp_p
     root, _ = ucf_root
     listing = tmp_path / "trainlist01.txt"
     listing.write_text(f"Walk/v_Walk_g01_c01.avi 1\n{entry} 1\n")
-    with pytest.raises(SplitFileError, match=rf"trainlist01.txt:2: .*(absolute|outside)"):
+    with pytest.raises(SplitFileError, match=r"trainlist01.txt:2: .*(absolute|outside)"):
         read_split_list(listing, RootIndex(root), ["Walk", "HandstandPushups"])
 
 

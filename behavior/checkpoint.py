@@ -1,0 +1,90 @@
+"""Checkpoints: written atomically, loaded without running pickled code.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only: model weights, optimizer and
+scheduler state, epoch, the resolved config and the class names. `save_checkpoint` writes a temporary
+file in the same folder, flushes it to disk, then renames it over the target, so a kill at any moment
+leaves either the previous checkpoint or the new one, never a torn file. `load_checkpoint` uses
+`torch.load(weights_only=True)`, which refuses any object that would run code while unpickling.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "behavior-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save({"format": FORMAT, **state}, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by `save_checkpoint`. Raises CheckpointError for a file that is missing,
+    torn, not a behavior checkpoint, or that carries objects which would run code when unpickled."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = " ".join(str(exc).split())[:400]
+        raise CheckpointError(f"checkpoint {path} was refused: it holds objects that would run code when loaded, "
+                              f"and only plain tensors and values are accepted ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read (truncated or not a torch file): "
+                              f"{' '.join(str(exc).split())[:300]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a behavior checkpoint (no format {FORMAT!r}); "
+                              "use one written by `behavior train`")
+    return state
+
+
+def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The model of a training checkpoint, in eval mode, with its config and class names.
+
+    Returns (model, config). ImageNet weights are not looked for: the checkpoint holds every weight."""
+    from dataclasses import replace
+
+    from behavior.config import ConfigError, config_from_dict
+    from behavior.model import build_model
+
+    state = load_checkpoint(path)
+    try:
+        cfg = config_from_dict(state["config"])
+    except (ConfigError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its config cannot be read ({exc})") from None
+    cfg = replace(cfg, model=replace(cfg.model, pretrained="none"))
+    model = build_model(cfg.model, state["class_names"], num_frames=cfg.sampler.num_frames)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path}: weights do not fit the model its config describes "
+                              f"({' '.join(str(exc).split())[:300]})") from None
+    return model.to(device).eval(), cfg
