@@ -87,4 +87,5 @@ def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cp
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path}: weights do not fit the model its config describes "
                               f"({' '.join(str(exc).split())[:300]})") from None
+    model.clip_seconds = float(state.get("clip_seconds") or 0.0)  # typical training video length, for live mode
     return model.to(device).eval(), cfg

@@ -4,6 +4,7 @@ so `behavior --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -166,6 +167,127 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict the behaviour of many videos, or segments of long ones",
+        description="Predict every video given: video files, folders (searched recursively) or text files listing "
+        "paths. One row per video: path, status (ok/error), label, score, the top-k labels and scores, frames, "
+        "duration_s, error. Decoding runs in worker processes, the model on batches. A video that cannot be "
+        "read gets status=error and the reason; the others are still predicted. Re-running with the same --out "
+        "skips the videos already written, so an interrupted run loses nothing. With --window/--stride (seconds, "
+        "on the real frame timestamps) or --window-frames/--stride-frames, long videos are scored window by "
+        "window and rows gain per-window scores and merged segments. Under torchrun the videos are shared "
+        "across ranks and the parts merged into --out. "
+        "Exit status: 0 when every video was predicted, 3 when some failed, 2 on bad arguments.",
+    )
+    p.add_argument("paths", nargs="+", help="video files, folders, or .txt/.lst files listing paths")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of a training run")
+    p.add_argument("--out", type=Path, help="FILE.csv or FILE.jsonl (default: CSV on standard output, no resume)")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
+    p.add_argument("--workers", type=int, default=2, help="decoding worker processes (default 2)")
+    p.add_argument("--top-k", type=int, default=5, help="labels and scores listed per video (default 5)")
+    windows = p.add_argument_group("long videos")
+    windows.add_argument("--window", type=float, help="window length in seconds")
+    windows.add_argument("--stride", type=float, help="seconds between window starts (default: window / 2)")
+    windows.add_argument("--window-frames", type=int, help="window length in frames, instead of seconds")
+    windows.add_argument("--stride-frames", type=int, help="frames between window starts (default: window / 2)")
+    windows.add_argument("--smooth", type=int, default=1, help="average scores over this many windows (default 1)")
+    windows.add_argument("--min-segment", type=float, default=0.0,
+                         help="merge segments shorter than this many seconds into a neighbour (default 0)")
+    p.set_defaults(handler=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from behavior.predict import WindowOptions, predict
+
+    if args.window is not None and args.window_frames is not None:
+        raise ValueError("give --window (seconds) or --window-frames, not both")
+    options = None
+    if args.window is not None:
+        options = WindowOptions(args.window, args.stride or args.window / 2, "s", args.smooth, args.min_segment)
+    elif args.window_frames is not None:
+        options = WindowOptions(args.window_frames, args.stride_frames or max(1, args.window_frames // 2), "frames",
+                                args.smooth, args.min_segment)
+    elif args.stride is not None or args.stride_frames is not None:
+        raise ValueError("--stride needs --window (and --stride-frames needs --window-frames)")
+    summary = predict(args.checkpoint, args.paths, out=args.out, batch_size=args.batch_size, workers=args.workers,
+                      top_k=args.top_k, windows=options)
+    if summary.out is not None and int(os.environ.get("RANK", "0")) == 0:
+        print(f"{summary.num_written} videos predicted in {summary.seconds:.1f} s, {summary.num_skipped} already in "
+              f"{summary.out}; {summary.num_failed} of {summary.num_videos} rows are errors", file=sys.stderr)
+    return 3 if summary.num_failed else 0
+
+
+def _add_live(sub) -> None:
+    p = sub.add_parser(
+        "live",
+        help="predict frame by frame from a camera, stream or file, with attention overlays",
+        description="Read frames as they arrive from a camera index (OpenCV), a stream URL or a file (PyAV). Each "
+        "frame goes through the backbone once; its features join a ring buffer spanning the typical training "
+        "video length, and the temporal head runs on T of them. Every frame is drawn with the current label and "
+        "score and the spatial-attention heatmap, optionally with face or body boxes from OpenCV's Haar "
+        "cascades (--roi restricts the model to that region). Output goes to a window (--show) and/or an "
+        "encoded video (--out). A source that cannot be opened exits with status 2; a stream that ends or "
+        "drops ends the run cleanly with the output finalised.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of a training run")
+    p.add_argument("--source", required=True, help="camera index (0), stream URL, or video file")
+    p.add_argument("--out", type=Path, help="write the annotated video here (.mp4, .avi, .mkv, .webm)")
+    p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits)")
+    p.add_argument("--roi", choices=("none", "face", "body"), default="none",
+                   help="restrict the model to the face or body found by OpenCV's Haar cascades (default none)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.set_defaults(handler=_run_live)
+
+
+def _run_live(args) -> int:
+    from behavior.live import run_live
+
+    if not args.out and not args.show:
+        raise ValueError("nothing to show: give --out FILE and/or --show")
+    summary = run_live(args.checkpoint, args.source, out=args.out, show=args.show, roi=args.roi,
+                       max_frames=args.max_frames)
+    print(f"live: {summary.frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} frames/s "
+          f"({summary.fps / summary.source_fps:.1f}x the source's {summary.source_fps:.1f} fps); {summary.stopped}"
+          + (f"; wrote {summary.out}" if summary.out else ""))
+    return 130 if summary.stopped == "interrupted" else 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export the model to ONNX, with its preprocessing contract, and verify it",
+        description="Export a checkpoint to ONNX: OUT (clip -> logits, T fixed, batch dynamic), OUT.backbone.onnx "
+        "(frames -> features and attention, for streaming) and OUT.head.onnx (features over T -> logits). The "
+        "preprocessing contract (mean, std, resize, crop, T, sampler, class names) is written into each "
+        "model's metadata. --verify runs PyTorch and onnxruntime on real sampled clips and fails (exit 1) when "
+        "any output differs by more than 1e-3. Needs the export extra (onnx, onnxscript, onnxruntime).",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of a training run")
+    p.add_argument("--out", type=Path, required=True, help="model.onnx (the two streaming parts go beside it)")
+    p.add_argument("--verify", action="store_true", help="compare onnxruntime with PyTorch on real clips")
+    p.add_argument("--videos", nargs="+", help="videos to verify on (default: 8 of the checkpoint's test split)")
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args) -> int:
+    from behavior.export import export_onnx
+
+    try:
+        report = export_onnx(args.checkpoint, args.out, verify=args.verify, videos=args.videos)
+    except ValueError as exc:
+        if "differ by" not in str(exc):
+            raise
+        print(f"behavior export: verification failed: {exc}", file=sys.stderr)
+        return 1
+    for path in report.files:
+        difference = report.max_difference.get(str(path)) if report.max_difference else None
+        print(f"wrote {path}" + (f" (max |difference| {difference:.1e} on {report.num_clips} real clips)"
+                                 if difference is not None else ""))
+    return 0
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
@@ -200,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"behavior {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
-    for add in (_add_demo, _add_check, _add_synth, _add_train, _add_evaluate, _add_models):
+    for add in (_add_demo, _add_check, _add_synth, _add_train, _add_evaluate, _add_predict, _add_live, _add_export, _add_models):
         add(sub)
     return parser
 

@@ -26,7 +26,7 @@ from behavior.splits import (
     split_by_group,
 )
 from behavior.transforms import ClipTransform
-from behavior.video import Video, VideoError
+from behavior.video import Video, VideoError, VideoInfo
 
 ON_ERROR = ("skip", "raise")
 
@@ -131,23 +131,28 @@ class ClipDataset(Dataset):
     def rng_for(self, index: int) -> np.random.Generator | None:
         return np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
 
-    def load_frames(self, index: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    def load_frames(self, index: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
         """Decode the sampled frames of one video: uint8 (V*T, H, W, C), the indices int64 (V, T), and the
-        video's duration in seconds."""
+        video's metadata."""
         sample = self.samples[index]
         with Video(sample.path, backend=self.backend, short_side=self.decode_short_side) as video:
             info = video.info
             indices = sample_indices(info.num_frames, self.sampler, self.train, rng, info.timestamps)
             frames = video.get_frames(indices.reshape(-1))  # uint8 (V*T, H, W, C)
-        return frames, indices, info.duration_s
+        return frames, indices, info
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def load_clip(self, index: int) -> tuple[torch.Tensor, int, VideoInfo]:
+        """`(clip, label)` as `dataset[index]` gives them, plus the video's metadata."""
         rng = self.rng_for(index)
-        frames, indices, _ = self.load_frames(index, rng)
+        frames, indices, info = self.load_frames(index, rng)
         clip = self.transform(frames, rng)  # float (V*T, C, H, W); one crop for all views
         if indices.shape[0] > 1:
             clip = clip.reshape(indices.shape[0], indices.shape[1], *clip.shape[1:])  # (V, T, C, H, W)
-        return clip, self.samples[index].label
+        return clip, self.samples[index].label, info
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        clip, label, _ = self.load_clip(index)
+        return clip, label
 
 
 @dataclass
@@ -163,6 +168,7 @@ class ClipBatch:
     label: torch.Tensor  # int64 (B,)
     index: torch.Tensor  # int64 (B,): positions in the data set
     failures: list[ClipFailure]  # videos of this batch that could not be decoded
+    videos: list[dict] = field(default_factory=list)  # per clip: frames and duration_s of its video
 
     def pin_memory(self) -> ClipBatch:
         self.clip = self.clip.pin_memory()
@@ -184,12 +190,12 @@ class SafeClips(Dataset):
 
     def __getitem__(self, index: int):
         try:
-            clip, label = self.dataset[index]
+            clip, label, info = self.dataset.load_clip(index)
         except (VideoError, FileNotFoundError, IndexError) as exc:
             if self.on_error == "raise":
                 raise
             return ClipFailure(index, self.dataset.samples[index].path, str(exc))
-        return index, clip, label
+        return index, clip, label, {"frames": info.num_frames, "duration_s": info.duration_s}
 
 
 def collate_clips(items: list) -> ClipBatch:
@@ -197,9 +203,9 @@ def collate_clips(items: list) -> ClipBatch:
     good = [item for item in items if not isinstance(item, ClipFailure)]
     failures = [item for item in items if isinstance(item, ClipFailure)]
     if good:
-        clip = torch.stack([c for _, c, _ in good])  # float (B, T, C, H, W) or (B, V, T, C, H, W)
+        clip = torch.stack([c for _, c, _, _ in good])  # float (B, T, C, H, W) or (B, V, T, C, H, W)
     else:
         clip = torch.empty(0)
-    label = torch.tensor([lab for _, _, lab in good], dtype=torch.int64)  # (B,)
-    index = torch.tensor([i for i, _, _ in good], dtype=torch.int64)  # (B,)
-    return ClipBatch(clip, label, index, failures)
+    label = torch.tensor([lab for _, _, lab, _ in good], dtype=torch.int64)  # (B,)
+    index = torch.tensor([i for i, _, _, _ in good], dtype=torch.int64)  # (B,)
+    return ClipBatch(clip, label, index, failures, [meta for _, _, _, meta in good])

@@ -169,6 +169,7 @@ class EpochStats:
     seconds: float
     data_wait: float  # share of the epoch spent waiting for the loader
     failures: list
+    durations: list[float]  # seconds of every training video seen (this process)
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, epoch: int, cfg: Config,
@@ -176,13 +177,14 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, epoc
     model.train()
     loss_sum = correct = clips = 0
     waited = 0.0
-    failures = []
+    failures, durations = [], []
     started = last = time.perf_counter()
     progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step", leave=False,
                     disable=not ddp.is_main, dynamic_ncols=True)
     for step, batch in enumerate(progress):
         waited += time.perf_counter() - last
         failures += batch.failures
+        durations += [video["duration_s"] for video in batch.videos]
         if batch.label.numel() == 0:  # every clip of the batch failed to decode: nothing to learn from
             scheduler.step()
             last = time.perf_counter()
@@ -215,7 +217,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, epoc
         dist.all_reduce(totals)
     loss_sum, correct, clips, _ = totals.tolist()
     return EpochStats(loss_sum / max(clips, 1), correct / max(clips, 1), int(clips), seconds,
-                      waited / max(seconds, 1e-9), failures)
+                      waited / max(seconds, 1e-9), failures, durations)
 
 
 def evaluate(model, dataset: ClipDataset, cfg: Config, device, ddp: Distributed) -> SplitScores:
@@ -246,7 +248,8 @@ def _drop_rows_after(path: Path, epoch: int) -> None:
         path.write_text("".join(r + "\n" for r in rows))
 
 
-def checkpoint_state(model, optimizer, scheduler, epoch: int, cfg: Config, class_names, best: float, metrics: dict) -> dict:
+def checkpoint_state(model, optimizer, scheduler, epoch: int, cfg: Config, class_names, best: float, metrics: dict,
+                     clip_seconds: float) -> dict:
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -256,6 +259,7 @@ def checkpoint_state(model, optimizer, scheduler, epoch: int, cfg: Config, class
         "class_names": list(class_names),
         "best_mean_class_accuracy": best,
         "metrics": metrics,
+        "clip_seconds": clip_seconds,  # median length of the training videos: the span live mode buffers
     }
 
 
@@ -308,13 +312,13 @@ def train(cfg: Config, out_dir: str | os.PathLike, resume: bool = False) -> Trai
     loss_weights = torch.tensor(weights, dtype=torch.float32, device=device) if cfg.train.class_balance == "weights" else None
     criterion = nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.optim.label_smoothing)
 
-    first_epoch, best = 0, -1.0
+    first_epoch, best, clip_seconds = 0, -1.0, 0.0
     if resume:
         state = load_checkpoint(last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        first_epoch, best = state["epoch"], state["best_mean_class_accuracy"]
+        first_epoch, best, clip_seconds = state["epoch"], state["best_mean_class_accuracy"], state["clip_seconds"]
         if ddp.is_main:
             _drop_rows_after(log_path, state["epoch"])
             print(f"resuming {out} after epoch {first_epoch} of {cfg.train.epochs}")
@@ -335,6 +339,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, resume: bool = False) -> Trai
         epoch_sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         stats = train_one_epoch(train_model, train_loader, optimizer, scheduler, criterion, device, epoch, cfg, ddp)
+        if not clip_seconds and stats.durations:
+            clip_seconds = float(np.median(stats.durations))
         row = {"epoch": epoch + 1, "split": "train", "loss": stats.loss, "accuracy": stats.accuracy,
                "clips": stats.clips, "clips_per_s": stats.clips / stats.seconds, "data_wait": stats.data_wait,
                "failed": len(stats.failures), "lr": optimizer.param_groups[0]["lr"], "seconds": stats.seconds}
@@ -364,7 +370,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, resume: bool = False) -> Trai
             improved = score > best
             best = max(best, score)
             state = checkpoint_state(model, optimizer, scheduler, epoch + 1, cfg, splits.class_names, best,
-                                     {"train": row, "val": val_row})
+                                     {"train": row, "val": val_row}, clip_seconds)
             save_checkpoint(state, last_path)
             if improved:
                 save_checkpoint(state, best_path)

@@ -70,6 +70,15 @@ class ClipTransform:
             clip = clip.flip(-1)
         return (clip.float() - self._mean) / self._std  # float32 (T, C, crop, crop)
 
+    def crop_box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) in the pixels of a (height, width) frame: the region the evaluation transform
+        keeps, so that a map over the model's input can be drawn back onto the frame."""
+        scale = self.cfg.resize / min(height, width)
+        resized_h, resized_w = round(height * scale), round(width * scale)
+        top, left = (resized_h - self.cfg.crop) // 2, (resized_w - self.cfg.crop) // 2
+        return (round(left / scale), round(top / scale), round((left + self.cfg.crop) / scale),
+                round((top + self.cfg.crop) / scale))
+
     def to_uint8(self, clip: torch.Tensor) -> np.ndarray:
         """Undo the normalisation for display: float (..., C, H, W) -> uint8 (..., H, W, C)."""
         pixels = clip.detach().cpu().float() * self._std.view(3, 1, 1) + self._mean.view(3, 1, 1)
