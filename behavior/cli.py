@@ -135,8 +135,10 @@ def _add_evaluate(sub) -> None:
         description="Score every video of a split with a trained checkpoint and write DIR/metrics.json (top-1, "
         "top-5 when K > 5, mean-class accuracy, macro-F1, per-class precision/recall/F1/support, clip- and "
         "video-level accuracy, failed videos), DIR/confusion_matrix.csv and .png (raw and row-normalised), and "
-        "DIR/predictions.csv. It refuses to report on a split that lost videos to decode errors unless "
-        "--allow-failed is given. Exit status: 0 done, 3 refused because videos failed, 2 bad arguments.",
+        "DIR/predictions.csv; with --gallery also DIR/gallery.html, the misclassified videos grouped by the most "
+        "confused (true, predicted) pairs, each with a strip of its sampled frames. It refuses to report on a "
+        "split that lost videos to decode errors unless --allow-failed is given. "
+        "Exit status: 0 done, 3 refused because videos failed, 2 bad arguments.",
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="best.pt or last.pt of a training run")
     p.add_argument("--data", help="data root to evaluate on (default: the checkpoint's data.root)")
@@ -148,6 +150,8 @@ def _add_evaluate(sub) -> None:
                    help="report even when some videos fail to decode; the loss is recorded in metrics.json")
     p.add_argument("--batch-size", type=int, help="videos per batch (default: the config's eval_batch_size)")
     p.add_argument("--workers", type=int, help="decoding worker processes (default: the config's)")
+    p.add_argument("--gallery", action="store_true",
+                   help="also write DIR/gallery.html: the misclassified videos with thumbnails, by confused pair")
     p.set_defaults(handler=_run_evaluate)
 
 
@@ -164,6 +168,47 @@ def _run_evaluate(args) -> int:
         return 3
     print(format_metrics(metrics))
     print(f"wrote {out / 'metrics.json'}, {out / 'confusion_matrix.png'}, {out / 'predictions.csv'}")
+    if args.gallery:
+        from behavior.visualize import misclassified_gallery
+
+        print(f"wrote {misclassified_gallery(out, out / 'gallery.html')}")
+    return 0
+
+
+def _add_attention(sub) -> None:
+    p = sub.add_parser(
+        "attention",
+        help="draw where the model looks: the sampled frames of a video with their attention heatmaps",
+        description="Sample, decode and transform one video exactly as `behavior evaluate` does, run the model, and "
+        "write what it attended to. FILE.png: a labelled grid, one column per sampled frame, the frames with their "
+        "frame number and time above, the spatial-attention heatmaps over the region the model saw below, the "
+        "temporal weights as bars when the head is model.head=attention, and the predicted class, score and true "
+        "class in the title. FILE.gif or FILE.mp4: the heatmap frames as an animation. The true class is --label, "
+        "or the video's folder when it is named after a class (root/<class>/<video>). "
+        "Exit status: 0 done, 2 a video, checkpoint or argument that cannot be used.",
+    )
+    p.add_argument("video", type=Path, help="the video file")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of a training run")
+    p.add_argument("--out", type=Path, required=True, help="FILE.png, FILE.gif or FILE.mp4")
+    p.add_argument("--label", help="the video's true class, shown beside the prediction (default: its folder's name "
+                   "when that is a class)")
+    p.set_defaults(handler=_run_attention)
+
+
+def _run_attention(args) -> int:
+    from behavior.checkpoint import load_trained_model
+    from behavior.visualize import PICTURES, attention_frames, save_attention
+
+    if args.out.suffix.lower() not in PICTURES:
+        raise ValueError(f"--out {args.out}: valid extensions are {', '.join(PICTURES)}")
+    model, cfg = load_trained_model(args.checkpoint)
+    label = args.label
+    if label is None:
+        folder = args.video.resolve().parent.name.lower()
+        label = next((name for name in model.class_names if name.lower() == folder), None)
+    result = attention_frames((model, cfg), args.video, true_label=label)
+    save_attention(result, args.out)
+    print(f"{result.title()}; frames {', '.join(str(i) for i in result.indices)}; wrote {args.out}")
     return 0
 
 
@@ -187,6 +232,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
     p.add_argument("--workers", type=int, default=2, help="decoding worker processes (default 2)")
     p.add_argument("--top-k", type=int, default=5, help="labels and scores listed per video (default 5)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one video may take to decode before it gets an error row as stalled (default 60; "
+                   "needs --workers > 0)")
     windows = p.add_argument_group("long videos")
     windows.add_argument("--window", type=float, help="window length in seconds")
     windows.add_argument("--stride", type=float, help="seconds between window starts (default: window / 2)")
@@ -212,7 +260,7 @@ def _run_predict(args) -> int:
     elif args.stride is not None or args.stride_frames is not None:
         raise ValueError("--stride needs --window (and --stride-frames needs --window-frames)")
     summary = predict(args.checkpoint, args.paths, out=args.out, batch_size=args.batch_size, workers=args.workers,
-                      top_k=args.top_k, windows=options)
+                      top_k=args.top_k, windows=options, timeout_s=args.timeout)
     if summary.out is not None and int(os.environ.get("RANK", "0")) == 0:
         print(f"{summary.num_written} videos predicted in {summary.seconds:.1f} s, {summary.num_skipped} already in "
               f"{summary.out}; {summary.num_failed} of {summary.num_videos} rows are errors", file=sys.stderr)
@@ -322,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"behavior {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
-    for add in (_add_demo, _add_check, _add_synth, _add_train, _add_evaluate, _add_predict, _add_live, _add_export, _add_models):
+    for add in (_add_demo, _add_check, _add_synth, _add_train, _add_evaluate, _add_attention, _add_predict, _add_live,
+                _add_export, _add_models):
         add(sub)
     return parser
 

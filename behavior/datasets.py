@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from behavior.cache import FrameCache
 from behavior.sampling import SamplerConfig, sample_indices
 from behavior.splits import (
     RootIndex,
@@ -27,6 +29,9 @@ from behavior.splits import (
 )
 from behavior.transforms import ClipTransform
 from behavior.video import Video, VideoError, VideoInfo
+
+if TYPE_CHECKING:
+    from behavior.config import Config
 
 ON_ERROR = ("skip", "raise")
 
@@ -43,6 +48,7 @@ class DataConfig:
     val_fraction: float = 0.15  # share of each class's training groups held out to choose best.pt (0 = none)
     backend: str = "auto"  # video decoder: auto (decord, then PyAV) | decord | pyav
     decode_at_resize: bool = True  # ask the decoder for frames already at transform.resize (much cheaper)
+    cache_dir: str = ""  # keep decoded training/validation frames here, so epochs after the first never decode
     on_error: str = "skip"  # a video that fails to decode in training: skip (and count) | raise
     num_workers: int = 2  # DataLoader worker processes decoding clips
 
@@ -112,6 +118,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         backend: str = "auto",
         decode_short_side: int | None = None,
+        cache: FrameCache | None = None,
     ):
         self.samples = list(samples)
         self.sampler = sampler
@@ -120,6 +127,7 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.backend = backend
         self.decode_short_side = decode_short_side
+        self.cache = cache
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -135,7 +143,9 @@ class ClipDataset(Dataset):
         """Decode the sampled frames of one video: uint8 (V*T, H, W, C), the indices int64 (V, T), and the
         video's metadata."""
         sample = self.samples[index]
-        with Video(sample.path, backend=self.backend, short_side=self.decode_short_side) as video:
+        opened = (self.cache.open(sample.path, self.backend, self.decode_short_side) if self.cache is not None
+                  else Video(sample.path, backend=self.backend, short_side=self.decode_short_side))
+        with opened as video:
             info = video.info
             indices = sample_indices(info.num_frames, self.sampler, self.train, rng, info.timestamps)
             frames = video.get_frames(indices.reshape(-1))  # uint8 (V*T, H, W, C)
@@ -153,6 +163,24 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         clip, label, _ = self.load_clip(index)
         return clip, label
+
+
+def build_dataset(samples: Sequence[VideoSample], cfg: Config, train: bool, sampler: SamplerConfig | None = None,
+                  cached: bool = False) -> ClipDataset:
+    """The one way a `ClipDataset` is made from a run config, for training, validation, evaluation, batch
+    prediction, export checks and pictures alike: the config's sampler (or `sampler`), its decoder settings,
+    the training or evaluation transform, and its seed. `cached` reads through `data.cache_dir` when set
+    (training and validation, which read the same videos every epoch)."""
+    return ClipDataset(
+        samples,
+        sampler or cfg.sampler,
+        ClipTransform(cfg.transform, train=train),
+        train=train,
+        seed=cfg.train.seed,
+        backend=cfg.data.backend,
+        decode_short_side=cfg.transform.resize if cfg.data.decode_at_resize else None,
+        cache=FrameCache(cfg.data.cache_dir) if cached and cfg.data.cache_dir else None,
+    )
 
 
 @dataclass

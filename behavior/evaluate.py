@@ -149,8 +149,7 @@ def evaluate_checkpoint(
     from dataclasses import replace
 
     from behavior.checkpoint import load_trained_model
-    from behavior.datasets import ClipDataset, SafeClips, collate_clips, load_splits
-    from behavior.transforms import ClipTransform
+    from behavior.datasets import SafeClips, build_dataset, collate_clips, load_splits
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split={split!r} is unknown; valid: train, val, test")
@@ -164,9 +163,7 @@ def evaluate_checkpoint(
     if splits.class_names != model.class_names:
         raise ValueError(f"the data's classes {splits.class_names} differ from the checkpoint's {model.class_names}")
     samples = getattr(splits, split)
-    dataset = ClipDataset(samples, sampler, ClipTransform(cfg.transform, train=False), train=False,
-                          seed=cfg.train.seed, backend=data.backend,
-                          decode_short_side=cfg.transform.resize if data.decode_at_resize else None)
+    dataset = build_dataset(samples, replace(cfg, data=data), train=False, sampler=sampler)
     loader = DataLoader(SafeClips(dataset), batch_size=batch_size or cfg.train.eval_batch_size,
                         num_workers=data.num_workers, collate_fn=collate_clips)
     scores = score_loader(model, loader, device, cfg.train.amp)

@@ -130,9 +130,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, verify: b
 
 def _real_clips(cfg, videos: list[str] | None, num_videos: int) -> torch.Tensor:
     """float (N, T, C, H, W): clips sampled and transformed exactly as evaluation does."""
-    from behavior.datasets import ClipDataset, load_splits
+    from behavior.datasets import build_dataset, load_splits
     from behavior.splits import VideoSample
-    from behavior.transforms import ClipTransform
 
     if videos:
         samples = [VideoSample(str(v), -1) for v in videos]
@@ -142,10 +141,7 @@ def _real_clips(cfg, videos: list[str] | None, num_videos: int) -> torch.Tensor:
         except (FileNotFoundError, ValueError) as exc:
             raise ValueError(f"--verify needs real videos: the checkpoint's data is not here ({exc}); "
                              "pass --videos PATH...") from None
-    sampler = replace(cfg.sampler, num_views=1)
-    dataset = ClipDataset(samples, sampler, ClipTransform(cfg.transform, train=False), train=False,
-                          backend=cfg.data.backend,
-                          decode_short_side=cfg.transform.resize if cfg.data.decode_at_resize else None)
+    dataset = build_dataset(samples, cfg, train=False, sampler=replace(cfg.sampler, num_views=1))
     return torch.stack([dataset[i][0] for i in range(len(dataset))])  # (N, T, C, H, W)
 
 

@@ -47,15 +47,18 @@ class SplitFileError(ValueError):
 
 
 def group_of(path: str | os.PathLike) -> str:
-    """The UCF101 group of a video (`walk/g03` for v_Walk_g03_c01.avi), else the file itself."""
-    p = Path(path)
-    match = _GROUP_PATTERN.search(p.stem)
-    return f"{p.parent.name.lower()}/g{int(match.group(1)):02d}" if match else str(p)
+    """The UCF101 group of a video (`g03` for v_Walk_g03_c01.avi), else the file itself.
+
+    A group number is one set of recording conditions across all classes, as UCF101's splits use it (groups
+    1-7 are split 1's test set in every class), so it is not prefixed with the class."""
+    match = _GROUP_PATTERN.search(Path(path).stem)
+    return f"g{int(match.group(1)):02d}" if match else str(path)
 
 
 def find_videos(folder: str | os.PathLike) -> list[Path]:
     """Every video file under `folder`, sorted. Hidden entries are skipped; symlinks are followed once
-    (a symlink loop is not entered twice)."""
+    (a symlink loop is not entered twice). A broken symlink with a video extension is listed too, so that it is
+    reported as unreadable rather than silently missing."""
     folder = Path(folder)
     found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -67,7 +70,7 @@ def find_videos(folder: str | os.PathLike) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+            if not name.startswith(".") and path.suffix.lower() in VIDEO_EXTENSIONS and (path.is_file() or path.is_symlink()):
                 found.append(path)
     return found
 
@@ -106,6 +109,11 @@ def safe_relative_path(entry: str, source: str | os.PathLike, line: int) -> str:
     return "/".join(parts)
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts characters such as '²' that int() cannot read."""
+    return text.isascii() and text.isdigit()
+
+
 def _read_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
     """(line number, text) of the non-blank, non-comment lines of a text file."""
     path = Path(path)
@@ -128,7 +136,7 @@ def read_class_index(path: str | os.PathLike) -> list[str]:
     names: dict[int, str] = {}
     for number, line in _read_lines(path):
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not _is_number(parts[0]):
             raise SplitFileError(path, number, f"expected '<id> <class_name>', got {line!r}")
         class_id, name = int(parts[0]), parts[1]
         if class_id in names:
@@ -165,7 +173,7 @@ def read_split_list(path: str | os.PathLike, index: RootIndex, class_names: Sequ
     samples, missing = [], []
     for number, line in _read_lines(path):
         entry, _, label_text = line.rpartition(" ") if " " in line else (line, "", "")
-        entry, label_text = (entry, label_text) if label_text.strip().isdigit() else (line, "")
+        entry, label_text = (entry, label_text) if _is_number(label_text.strip()) else (line, "")
         relative = safe_relative_path(entry, path, number)
         folder_label = _class_of_folder(relative, class_names)
         if label_text:
@@ -216,14 +224,14 @@ def read_annotations(path: str | os.PathLike, index: RootIndex, class_names: Seq
     if class_names:
         names = list(class_names)
     else:
-        names = sorted({label for _, _, label in rows if not label.isdigit()}, key=str.lower)
+        names = sorted({label for _, _, label in rows if not _is_number(label)}, key=str.lower)
     lookup = {name.lower(): i for i, name in enumerate(names)}
     samples, missing = [], []
     for number, entry, label in rows:
         relative = safe_relative_path(entry, path, number)
         if label.lower() in lookup:
             target = lookup[label.lower()]
-        elif label.isdigit() and class_names and int(label) < len(names):
+        elif _is_number(label) and class_names and int(label) < len(names):
             target = int(label)
         else:
             raise SplitFileError(path, number, f"label {label!r} is not a class; valid: {', '.join(names[:10])}"
@@ -258,21 +266,21 @@ def scan_class_folders(index: RootIndex, class_names: Sequence[str] | None = Non
 def split_by_group(samples: Sequence[VideoSample], fraction: float, seed: int) -> tuple[list[VideoSample], list[VideoSample]]:
     """Hold out about `fraction` of each class's groups (at least one where a class has two or more).
 
-    Returns (kept, held_out). Deterministic for a seed; a group never lands on both sides.
+    Returns (kept, held_out). Groups are ranked once, by a seeded permutation of all group ids, and each class
+    holds out its lowest-ranked groups: where group ids are shared across classes (UCF101's gGG), every class
+    holds out the same groups, so no group lands on both sides. Deterministic for a seed.
     """
     if fraction <= 0:
         return list(samples), []
-    groups_by_class: dict[int, list[str]] = defaultdict(list)
+    all_groups = sorted({s.group for s in samples})
+    rank = {group: position for position, group in enumerate(np.random.default_rng(seed).permutation(all_groups))}
+    groups_by_class: dict[int, set[str]] = defaultdict(set)
     for s in samples:
-        if s.group not in groups_by_class[s.label]:
-            groups_by_class[s.label].append(s.group)
+        groups_by_class[s.label].add(s.group)
     held: set[str] = set()
-    rng = np.random.default_rng(seed)
     for label in sorted(groups_by_class):
-        groups = sorted(groups_by_class[label])
-        if len(groups) < 2:
-            continue
-        count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
-        held.update(groups[i] for i in rng.permutation(len(groups))[:count])
+        groups = sorted(groups_by_class[label], key=rank.__getitem__)
+        if len(groups) >= 2:
+            held.update(groups[: min(len(groups) - 1, max(1, round(fraction * len(groups))))])
     kept = [s for s in samples if s.group not in held]
     return kept, [s for s in samples if s.group in held]

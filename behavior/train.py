@@ -23,10 +23,9 @@ from tqdm import tqdm
 
 from behavior.checkpoint import load_checkpoint, save_checkpoint
 from behavior.config import Config, config_to_dict, save_config
-from behavior.datasets import ClipDataset, DataSplits, SafeClips, collate_clips, load_splits
+from behavior.datasets import ClipDataset, DataSplits, SafeClips, build_dataset, collate_clips, load_splits
 from behavior.evaluate import SplitScores, autocast_for, score_loader, summarise
 from behavior.model import build_model
-from behavior.transforms import ClipTransform
 
 
 class TrainingDiverged(RuntimeError):
@@ -128,11 +127,8 @@ def build_loader(dataset: ClipDataset, cfg: Config, batch_size: int, sampler=Non
 
 
 def build_datasets(cfg: Config, splits: DataSplits) -> tuple[ClipDataset, ClipDataset]:
-    short_side = cfg.transform.resize if cfg.data.decode_at_resize else None
-    common = {"seed": cfg.train.seed, "backend": cfg.data.backend, "decode_short_side": short_side}
-    train = ClipDataset(splits.train, cfg.sampler, ClipTransform(cfg.transform, train=True), train=True, **common)
-    val = ClipDataset(splits.val, cfg.sampler, ClipTransform(cfg.transform, train=False), train=False, **common)
-    return train, val
+    """Training and validation sets; both read through the frame cache when `data.cache_dir` is set."""
+    return build_dataset(splits.train, cfg, train=True, cached=True), build_dataset(splits.val, cfg, train=False, cached=True)
 
 
 def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
@@ -184,6 +180,9 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, epoc
     for step, batch in enumerate(progress):
         waited += time.perf_counter() - last
         failures += batch.failures
+        if batch.failures and cfg.data.on_error == "raise":
+            raise ValueError(f"{batch.failures[0].reason} (data.on_error=raise stops at the first video that cannot be "
+                             "decoded; data.on_error=skip skips and counts it)")
         durations += [video["duration_s"] for video in batch.videos]
         if batch.label.numel() == 0:  # every clip of the batch failed to decode: nothing to learn from
             scheduler.step()
@@ -306,7 +305,9 @@ def train(cfg: Config, out_dir: str | os.PathLike, resume: bool = False) -> Trai
     weights = class_weights_of([s.label for s in splits.train], num_classes)
     epoch_sampler = EpochSampler([s.label for s in splits.train], cfg.train.seed, ddp,
                                  weights if cfg.train.class_balance == "sampler" else None)
-    train_loader = build_loader(train_set, cfg, cfg.train.batch_size, sampler=epoch_sampler, on_error=cfg.data.on_error)
+    # Failures come back from the workers as values, also with data.on_error=raise (train_one_epoch raises): an
+    # exception raised inside a worker would reach the user as a traceback, not as a message naming the video.
+    train_loader = build_loader(train_set, cfg, cfg.train.batch_size, sampler=epoch_sampler)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, len(train_loader))
     loss_weights = torch.tensor(weights, dtype=torch.float32, device=device) if cfg.train.class_balance == "weights" else None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,25 @@ def test_transform_train_and_eval():
         ev(frames.astype(np.float32))
     with pytest.raises(ValueError, match="transform.crop"):
         TransformConfig(resize=32, crop=64)
+
+
+def test_the_frame_cache_gives_the_same_clips_and_decodes_once(samples, tmp_path, monkeypatch):
+    from behavior import cache as cache_module
+    from behavior.cache import FrameCache
+
+    direct = dataset(samples, seed=4)
+    cached = dataset(samples, seed=4)
+    cached.cache = FrameCache(tmp_path / "cache")
+    assert all(torch.equal(direct[i][0], cached[i][0]) for i in range(len(samples)))  # first epoch: fills it
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(samples)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(cache_module, "Video", no_decoding)
+    for d in (direct, cached):
+        d.set_epoch(3)
+    assert all(torch.equal(direct[i][0], cached[i][0]) for i in range(len(samples)))  # later epochs: no decoding
+    os.utime(samples[0].path, ns=(0, 0))  # an edited file is decoded again
+    with pytest.raises(AssertionError, match="decoded although cached"):
+        cached[0]
