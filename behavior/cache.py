@@ -1,7 +1,8 @@
 """A decoded-frame cache: every frame of a training video, at decode size, kept on disk.
 
-Training samples different frames every epoch, so the cache holds all of a video's frames (at the short side
-the decoder is asked for, e.g. 72 pixels), written once in the first epoch and memory-mapped afterwards:
+Training samples different frames every epoch, so the cache holds all of a video's frames at the training
+resolution (short side = `transform.resize`, resized by the transform's own `resize_short_side`, so cached
+and decoded clips are the same pixels), written once in the first epoch and memory-mapped afterwards:
 epochs after the first never decode. `FrameCache.open` returns a reader with the same interface as
 `behavior.video.Video` (`info`, `get_frames`, `close`), so sampling and the transform are unchanged.
 
@@ -17,10 +18,13 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from behavior.transforms import resize_short_side
 from behavior.video import Video, VideoInfo
 
 _CHUNK = 128  # frames decoded per call while filling an entry
@@ -53,37 +57,42 @@ class CachedVideo:
 
 
 class FrameCache:
-    """Opens videos through the cache folder, filling it on first use.
+    """Opens videos through the cache folder, filling it on first use with every frame resized so its short
+    side is `short_side` (the training resolution: `transform.resize`), by the transform's own resize.
 
     Videos longer than `max_frames` are read directly (a cache is for training clips, not hour-long files)."""
 
-    def __init__(self, folder: str | os.PathLike, max_frames: int = 1500):
+    def __init__(self, folder: str | os.PathLike, short_side: int, max_frames: int = 1500):
         self.folder = Path(folder)
+        self.short_side = short_side
         self.max_frames = max_frames
 
-    def _key(self, path: Path, short_side: int | None) -> str:
+    def _key(self, path: Path) -> str:
         stat = path.stat()
-        text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{short_side}"
+        text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.short_side}"
         return hashlib.sha1(text.encode()).hexdigest()
 
-    def open(self, path: str | os.PathLike, backend: str = "auto", short_side: int | None = None):
-        """A reader for `path`: from the cache when the entry exists, else decoded now and cached."""
+    def open(self, path: str | os.PathLike, backend: str = "auto", decode_short_side: int | None = None):
+        """A reader for `path`: from the cache when the entry exists, else decoded now and cached.
+        `decode_short_side` is passed to the decoder, as `ClipDataset` would."""
         path = Path(path)
-        key = self._key(path, short_side)  # raises FileNotFoundError for a missing file, as Video does
+        key = self._key(path)  # raises FileNotFoundError for a missing file, as Video does
         entry = self.folder / key[:2] / key
         frames_file, info_file = entry.with_suffix(".npy"), entry.with_suffix(".json")
         if frames_file.exists() and info_file.exists():
             meta = json.loads(info_file.read_text())
             info = VideoInfo(path=str(path), timestamps=np.asarray(meta.pop("timestamps")), **meta)
             return CachedVideo(info, np.load(frames_file, mmap_mode="r"))
-        video = Video(path, backend=backend, short_side=short_side)
+        video = Video(path, backend=backend, short_side=decode_short_side)
         info = video.info
         if info.num_frames > self.max_frames:
             return video
         with video:
-            frames = np.concatenate([video.get_frames(np.arange(start, min(start + _CHUNK, info.num_frames)))
-                                     for start in range(0, info.num_frames, _CHUNK)])  # uint8 (N, H, W, C)
+            chunks = [video.get_frames(np.arange(start, min(start + _CHUNK, info.num_frames)))
+                      for start in range(0, info.num_frames, _CHUNK)]
             info = video.info  # the decoder that served the frames (after any fallback)
+        frames = np.concatenate([resize_short_side(torch.from_numpy(c), self.short_side).numpy() for c in chunks])
+        info = replace(info, height=frames.shape[1], width=frames.shape[2])  # uint8 frames (N, h, w, C)
         entry.parent.mkdir(parents=True, exist_ok=True)
         meta = {"num_frames": info.num_frames, "fps": info.fps, "duration_s": info.duration_s, "width": info.width,
                 "height": info.height, "backend": info.backend, "timestamps": info.timestamps.tolist()}

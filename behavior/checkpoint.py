@@ -3,12 +3,14 @@
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts only: model weights, optimizer and
 scheduler state, epoch, the resolved config and the class names. `save_checkpoint` writes a temporary
 file in the same folder, flushes it to disk, then renames it over the target, so a kill at any moment
-leaves either the previous checkpoint or the new one, never a torn file. `load_checkpoint` uses
-`torch.load(weights_only=True)`, which refuses any object that would run code while unpickling.
+leaves either the previous checkpoint or the new one, never a torn file; the temporary file that such a kill
+leaves behind is removed by the next successful write. `load_checkpoint` uses `torch.load(weights_only=True)`,
+which refuses any object that would run code while unpickling.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import tempfile
@@ -34,6 +36,8 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by writes that a kill cut short
+            stale.unlink(missing_ok=True)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)  # make the rename itself durable

@@ -168,6 +168,8 @@ def parse_override(text: str) -> tuple[list[str], object]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {text[:80]!r}: the value nests too deeply") from None
     return path, value
 
 
@@ -189,9 +191,13 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         if not path.is_file():
             raise FileNotFoundError(f"config {path}: no such file")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"config {path}: not valid YAML ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except RecursionError:
+            raise ConfigError(f"config {path}: not valid YAML (nested too deeply)") from None
         if not isinstance(values, dict):
             raise ConfigError(f"config {path}: expected a mapping of sections (data:, model:, ...)")
     for text in overrides:

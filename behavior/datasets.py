@@ -47,8 +47,8 @@ class DataConfig:
     test_fraction: float = 0.25  # with neither split files nor CSVs: share of each class's groups held out
     val_fraction: float = 0.15  # share of each class's training groups held out to choose best.pt (0 = none)
     backend: str = "auto"  # video decoder: auto (decord, then PyAV) | decord | pyav
-    decode_at_resize: bool = True  # ask the decoder for frames already at transform.resize (much cheaper)
-    cache_dir: str = ""  # keep decoded training/validation frames here, so epochs after the first never decode
+    decode_at_resize: bool = False  # let the decoder scale to transform.resize: pays on 1080p, slower below ~720p
+    cache_dir: str = ""  # keep training/validation frames at transform.resize here: epochs after the first never decode
     on_error: str = "skip"  # a video that fails to decode in training: skip (and count) | raise
     num_workers: int = 2  # DataLoader worker processes decoding clips
 
@@ -179,7 +179,7 @@ def build_dataset(samples: Sequence[VideoSample], cfg: Config, train: bool, samp
         seed=cfg.train.seed,
         backend=cfg.data.backend,
         decode_short_side=cfg.transform.resize if cfg.data.decode_at_resize else None,
-        cache=FrameCache(cfg.data.cache_dir) if cached and cfg.data.cache_dir else None,
+        cache=FrameCache(cfg.data.cache_dir, cfg.transform.resize) if cached and cfg.data.cache_dir else None,
     )
 
 

@@ -29,7 +29,7 @@ from behavior.checkpoint import load_trained_model
 from behavior.overlay import draw_boxes, draw_label, heatmap_overlay
 from behavior.sampling import sample_indices
 from behavior.transforms import ClipTransform
-from behavior.video import VideoWriter
+from behavior.video import MAX_FRAME_PIXELS, VideoWriter
 
 ROI_CASCADES = {"face": "haarcascade_frontalface_default.xml", "body": "haarcascade_fullbody.xml"}
 
@@ -50,12 +50,18 @@ def open_source(source: str) -> tuple[Iterator[tuple[np.ndarray, float]], float]
     import av
 
     if "://" not in source and not Path(source).exists():
-        raise SourceError(f"{source}: no such file")
+        what = "broken symbolic link (its target is missing, or it points to itself)" if Path(source).is_symlink() \
+            else "no such file"
+        raise SourceError(f"{source}: {what}")
     try:
         container = av.open(source, timeout=10.0)
         stream = container.streams.best("video")
         if stream is None:
             raise SourceError(f"{source}: holds no video stream")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > MAX_FRAME_PIXELS:
+            raise SourceError(f"{source}: declares {width}x{height} frames, more than the "
+                              f"{MAX_FRAME_PIXELS / 1e6:.0f} Mpixel this reader decodes")
     except av.FFmpegError as exc:
         raise SourceError(f"{source} cannot be opened: {' '.join(str(exc).split())}") from None
     rate = stream.average_rate or stream.guessed_rate

@@ -4,8 +4,9 @@ The clips go through the same sampler, transform and forward as evaluation (`Cli
 mode, `score_batch`); decoding runs in DataLoader workers and the model runs on batches. A video that
 cannot be read gets a row with status=error and the reason, and every other video is still predicted.
 Rows are appended and flushed one by one, and a re-run with the same output skips the videos already
-written, so a killed run loses nothing. Under torchrun the video list is sharded across ranks, each rank
-writes a part file, and rank 0 merges them into the output.
+written, so a killed run loses nothing. A video whose decoder hangs (or crashes its worker) is cut off after
+`timeout_s` and gets an error row too (`_guarded_batches`). Under torchrun the video list is sharded across
+ranks, each rank writes a part file, and rank 0 merges them into the output.
 
 With `window`, each video is cut into sliding windows (seconds, on the real frame timestamps, or frames);
 every window is one clip, the row gains per-window scores and merged segments `(start_s, end_s, label,
@@ -27,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, Subset, get_worker_info
 from tqdm import tqdm
 
 from behavior.checkpoint import load_trained_model
 from behavior.config import Config
-from behavior.datasets import ClipDataset, SafeClips, collate_clips
+from behavior.datasets import ClipBatch, ClipFailure, SafeClips, build_dataset, collate_clips
 from behavior.evaluate import score_batch
 from behavior.sampling import sample_indices, sliding_windows
 from behavior.segments import segments_from_windows
@@ -167,13 +168,16 @@ def _error_row(path: str, reason: str) -> dict:
 
 
 class WindowStream(IterableDataset):
-    """Chunks of sliding-window clips, video after video; each worker takes every n-th video.
+    """Chunks of sliding-window clips, video after video (all of `paths`, or those at `indices`); each worker
+    takes every n-th video.
 
     Yields dicts: `clip` float (n, T, C, H, W) with `spans` float (n, 2) in seconds, `last` on a video's
     final chunk; or `error` (a video that failed, possibly after some chunks, which are then discarded)."""
 
-    def __init__(self, paths: list[str], cfg: Config, options: WindowOptions, chunk: int):
+    def __init__(self, paths: list[str], cfg: Config, options: WindowOptions, chunk: int,
+                 indices: list[int] | None = None):
         self.paths = paths
+        self.indices = list(range(len(paths))) if indices is None else indices
         self.sampler = replace(cfg.sampler, num_views=1, time_based=options.unit == "s")
         self.transform = ClipTransform(cfg.transform, train=False)
         self.backend = cfg.data.backend
@@ -183,7 +187,7 @@ class WindowStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
-        share = range(len(self.paths)) if worker is None else range(worker.id, len(self.paths), worker.num_workers)
+        share = self.indices if worker is None else self.indices[worker.id :: worker.num_workers]
         for i in share:
             yield from self._video(i, self.paths[i])
 
@@ -233,8 +237,12 @@ def predict(
     workers: int = 2,
     top_k: int = 5,
     windows: WindowOptions | None = None,
+    timeout_s: float = 60.0,
 ) -> PredictSummary:
-    """Predict every video of `inputs`; rows go to `out` (.csv or .jsonl), or to stdout as CSV."""
+    """Predict every video of `inputs`; rows go to `out` (.csv or .jsonl), or to stdout as CSV. With workers, a
+    video that takes longer than `timeout_s` to decode (or crashes its worker) gets an error row instead."""
+    if timeout_s <= 0:
+        raise ValueError(f"--timeout must be positive, got {timeout_s}")
     started = time.perf_counter()
     rank, world = _distributed()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -270,13 +278,14 @@ def predict(
 
     progress = tqdm(total=len(todo), unit="video", desc="predict", disable=rank != 0 or not todo,
                     file=sys.stderr, dynamic_ncols=True)
-    workers = workers if len(todo) > 1 else 0
+    workers = min(workers, len(todo))
     try:
         with torch.inference_mode():
             if windows is None:
-                _predict_clips(model, cfg, todo, batch_size, workers, device, names, top_k, emit, progress)
+                _predict_clips(model, cfg, todo, batch_size, workers, timeout_s, device, names, top_k, emit, progress)
             else:
-                _predict_windows(model, cfg, todo, windows, batch_size, workers, device, names, top_k, emit, progress)
+                _predict_windows(model, cfg, todo, windows, batch_size, workers, timeout_s, device, names, top_k, emit,
+                                 progress)
     finally:
         progress.close()
         if writer:
@@ -317,12 +326,54 @@ def _parse_json_field(value):
     return value
 
 
-def _predict_clips(model, cfg, todo, batch_size, workers, device, names, top_k, emit, progress) -> None:
-    dataset = ClipDataset([VideoSample(p, -1) for p in todo], cfg.sampler, ClipTransform(cfg.transform, train=False),
-                          train=False, backend=cfg.data.backend,
-                          decode_short_side=cfg.transform.resize if cfg.data.decode_at_resize else None)
-    loader = DataLoader(SafeClips(dataset), batch_size=batch_size, num_workers=workers, collate_fn=collate_clips)
-    for batch in loader:
+def _lost_worker(exc: RuntimeError) -> bool:
+    """True for the DataLoader's errors about a worker that hung or died (not for errors of the data itself)."""
+    return str(exc).startswith("DataLoader") and ("timed out" in str(exc) or "exited unexpectedly" in str(exc)
+                                                  or "killed by signal" in str(exc))
+
+
+def _lost_reason(path: str, exc: RuntimeError, timeout_s: float) -> str:
+    if "timed out" in str(exc):
+        return f"{path}: stalled: no result within {timeout_s:g} s (the decoder hung)"
+    return f"{path}: the decoder crashed its worker process ({exc})"
+
+
+def _guarded_batches(clips: SafeClips, batch_size: int, workers: int, timeout_s: float) -> Iterator[ClipBatch]:
+    """The batches of `clips` in order, decoded by `workers` processes, with a time limit.
+
+    A batch that does not arrive within batch_size x timeout_s (a decoder that hangs) or whose worker dies (a
+    decoder that crashes) is retried video by video, each in a fresh single-worker loader limited to `timeout_s`;
+    a video that fails that way again comes back as a `ClipFailure`, and the loader restarts after that batch.
+    With workers=0 everything runs in this process and nothing can be cut off."""
+    indices = list(range(len(clips)))
+    start = 0
+    while start < len(indices):
+        loader = DataLoader(Subset(clips, indices[start:]), batch_size=batch_size, num_workers=workers,
+                            collate_fn=collate_clips, timeout=batch_size * timeout_s if workers else 0)
+        try:
+            for batch in loader:
+                start += batch_size
+                yield batch
+            return
+        except RuntimeError as exc:
+            if not workers or not _lost_worker(exc):
+                raise
+        for index in indices[start : start + batch_size]:
+            single = DataLoader(Subset(clips, [index]), batch_size=1, num_workers=1, collate_fn=collate_clips,
+                                timeout=timeout_s)
+            try:
+                yield next(iter(single))
+            except RuntimeError as exc:
+                if not _lost_worker(exc):
+                    raise
+                path = clips.dataset.samples[index].path
+                yield collate_clips([ClipFailure(index, path, _lost_reason(path, exc, timeout_s))])
+        start += batch_size
+
+
+def _predict_clips(model, cfg, todo, batch_size, workers, timeout_s, device, names, top_k, emit, progress) -> None:
+    dataset = build_dataset([VideoSample(p, -1) for p in todo], cfg, train=False)
+    for batch in _guarded_batches(SafeClips(dataset), batch_size, workers, timeout_s):
         rows = {failure.index: _error_row(failure.path, failure.reason) for failure in batch.failures}
         if batch.index.numel():
             scores = score_batch(model, batch.clip, device, cfg.train.amp).mean(dim=1).cpu().numpy()  # (B, K)
@@ -334,11 +385,44 @@ def _predict_clips(model, cfg, todo, batch_size, workers, device, names, top_k, 
         progress.update(len(rows))
 
 
-def _predict_windows(model, cfg, todo, options, batch_size, workers, device, names, top_k, emit, progress) -> None:
-    stream = WindowStream(todo, cfg, options, chunk=batch_size)
-    loader = DataLoader(stream, batch_size=None, num_workers=workers)
+def _guarded_chunks(todo: list[str], cfg: Config, options: WindowOptions, chunk: int, workers: int,
+                    timeout_s: float) -> Iterator[dict]:
+    """The items of `WindowStream` over `todo`, with a time limit of chunk x timeout_s per item. After a worker
+    hangs or dies, the videos not finished yet are streamed one at a time, each in its own worker, so the one
+    that hangs gets an error item and the others complete (their chunks seen so far are sent again)."""
+    finished: set[int] = set()
+    loader = DataLoader(WindowStream(todo, cfg, options, chunk), batch_size=None, num_workers=workers,
+                        timeout=chunk * timeout_s if workers else 0)
+    try:
+        for item in loader:
+            if item["last"]:
+                finished.add(item["i"])
+            yield item
+        return
+    except RuntimeError as exc:
+        if not workers or not _lost_worker(exc):
+            raise
+    for i in range(len(todo)):
+        if i in finished:
+            continue
+        single = DataLoader(WindowStream(todo, cfg, options, chunk, indices=[i]), batch_size=None, num_workers=1,
+                            timeout=chunk * timeout_s)
+        try:
+            yield {"i": i, "restart": True}
+            yield from single
+        except RuntimeError as exc:
+            if not _lost_worker(exc):
+                raise
+            yield {"i": i, "path": todo[i], "error": _lost_reason(todo[i], exc, chunk * timeout_s), "last": True}
+
+
+def _predict_windows(model, cfg, todo, options, batch_size, workers, timeout_s, device, names, top_k, emit,
+                     progress) -> None:
     pending: dict[int, dict] = {}
-    for item in loader:
+    for item in _guarded_chunks(todo, cfg, options, batch_size, workers, timeout_s):
+        if item.get("restart"):
+            pending.pop(item["i"], None)  # its chunks come again from the start
+            continue
         state = pending.setdefault(item["i"], {"spans": [], "scores": []})
         if "error" in item:
             emit(_error_row(item["path"], item["error"]))

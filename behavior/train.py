@@ -120,7 +120,10 @@ def build_loader(dataset: ClipDataset, cfg: Config, batch_size: int, sampler=Non
         num_workers=workers,
         collate_fn=collate_clips,
         worker_init_fn=_worker_init if workers else None,
-        persistent_workers=workers > 0,
+        # Workers start afresh each epoch: persistent ones would keep the data set as it was when they started, so
+        # `set_epoch` (the seed of sampling and augmentation) would never reach them, and a resumed run would
+        # draw other clips than an uninterrupted one.
+        persistent_workers=False,
         prefetch_factor=4 if workers else None,
         pin_memory=torch.cuda.is_available(),
     )
@@ -174,6 +177,9 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, epoc
     loss_sum = correct = clips = 0
     waited = 0.0
     failures, durations = [], []
+    # fp16 autocast (a GPU without bf16) needs loss scaling; bf16 and fp32 do not, and the scaler is then a no-op.
+    fp16 = device.type == "cuda" and cfg.train.amp and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     started = last = time.perf_counter()
     progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step", leave=False,
                     disable=not ddp.is_main, dynamic_ncols=True)
@@ -197,10 +203,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, epoc
             raise TrainingDiverged(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: training "
                                    "stopped; lower optim.lr or check the data")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if cfg.optim.grad_clip:
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         batch_size = label.shape[0]
         loss_sum += loss.item() * batch_size
@@ -241,10 +249,19 @@ def _log(path: Path, row: dict) -> None:
 
 
 def _drop_rows_after(path: Path, epoch: int) -> None:
-    """On resume, forget log lines of epochs that the checkpoint does not hold (a kill came first)."""
+    """On resume, forget log lines of epochs that the checkpoint does not hold (a kill came first), and a line
+    that a kill cut short."""
+
+    def kept(line: str) -> bool:
+        try:
+            return json.loads(line)["epoch"] <= epoch
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return False
+
     if path.exists():
-        rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
-        path.write_text("".join(r + "\n" for r in rows))
+        temporary = path.with_name(f".{path.name}.tmp")  # replaced in one step: a kill now cannot empty the log
+        temporary.write_text("".join(line + "\n" for line in path.read_text().splitlines() if kept(line)))
+        os.replace(temporary, path)
 
 
 def checkpoint_state(model, optimizer, scheduler, epoch: int, cfg: Config, class_names, best: float, metrics: dict,
@@ -289,6 +306,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, resume: bool = False) -> Trai
                                   "another --out")
         if resume and not last_path.exists():
             raise FileNotFoundError(f"--resume: {last_path} does not exist")
+        if not resume:
+            _drop_rows_after(log_path, 0)  # lines of a run killed before its first checkpoint
         save_config(cfg, out / "config.yaml")
 
     splits = load_splits(cfg.data, seed=cfg.train.seed)
@@ -372,9 +391,11 @@ def train(cfg: Config, out_dir: str | os.PathLike, resume: bool = False) -> Trai
             best = max(best, score)
             state = checkpoint_state(model, optimizer, scheduler, epoch + 1, cfg, splits.class_names, best,
                                      {"train": row, "val": val_row}, clip_seconds)
-            save_checkpoint(state, last_path)
+            # best.pt first: a kill between the two writes then leaves the previous last.pt, and the resumed run
+            # redoes this epoch and writes best.pt again (the other order loses this epoch's best.pt for good)
             if improved:
                 save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)
             from behavior.plots import plot_training_curves
 
             plot_training_curves(log_path, out / "curves.png")

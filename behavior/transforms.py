@@ -34,6 +34,17 @@ class TransformConfig:
         self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
 
 
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (T, H, W, C) -> uint8 (T, h, w, C) with min(h, w) = size, aspect kept (antialiased bilinear).
+
+    The one resize of the pipeline: the transform and the frame cache both call it, so cached and decoded
+    frames are the same pixels. Frames already at that size are returned as they are."""
+    if min(frames.shape[1:3]) == size:
+        return frames
+    # (T, C, H, W) view with channels-last strides: torchvision's fast uint8 antialiased path
+    return TF.resize(frames.permute(0, 3, 1, 2), [size], antialias=True).permute(0, 2, 3, 1)
+
+
 class ClipTransform:
     """Callable `(frames uint8 (T, H, W, C), rng) -> float32 (T, C, crop, crop)`, normalised.
 
@@ -47,15 +58,13 @@ class ClipTransform:
         self.train = train
         self._mean = torch.tensor(cfg.mean).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(cfg.std).view(1, 3, 1, 1) * 255.0
+        self._inverse_std = 1.0 / self._std
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
-        clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8 (T, C, H, W)
-        height, width = clip.shape[-2:]
-        if min(height, width) != self.cfg.resize:
-            clip = TF.resize(clip, [self.cfg.resize], antialias=True)  # uint8 (T, C, h, w), short side = resize
-        height, width = clip.shape[-2:]
+        clip = resize_short_side(torch.from_numpy(np.ascontiguousarray(frames)), self.cfg.resize)  # uint8 (T, h, w, C)
+        height, width = clip.shape[1:3]
         size = self.cfg.crop
         if self.train:
             if rng is None:
@@ -65,10 +74,12 @@ class ClipTransform:
             flip = self.cfg.flip and bool(rng.random() < 0.5)
         else:
             top, left, flip = (height - size) // 2, (width - size) // 2, False
-        clip = clip[:, :, top : top + size, left : left + size]  # uint8 (T, C, crop, crop)
+        clip = clip[:, top : top + size, left : left + size]  # uint8 (T, crop, crop, C)
         if flip:
-            clip = clip.flip(-1)
-        return (clip.float() - self._mean) / self._std  # float32 (T, C, crop, crop)
+            clip = clip.flip(2)
+        out = torch.empty((clip.shape[0], 3, size, size))  # float32 (T, C, crop, crop)
+        out.copy_(clip.permute(0, 3, 1, 2))
+        return out.sub_(self._mean).mul_(self._inverse_std)  # normalised in place: no temporaries
 
     def crop_box(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) in the pixels of a (height, width) frame: the region the evaluation transform

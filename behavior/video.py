@@ -36,6 +36,9 @@ BACKENDS = ("auto", "decord", "pyav")
 
 # PyAV seeks instead of decoding forward when the next wanted frame is this many frames ahead.
 _SEEK_AHEAD_FRAMES = 96
+# Frames larger than this are refused before any is decoded: 8K (8192x4320, 35 Mpixel) fits, while a file of a few
+# KB that declares 12000x12000 frames would otherwise cost ~0.4 GB per decoded RGB frame, gigabytes per clip.
+MAX_FRAME_PIXELS = 40_000_000
 
 
 class VideoError(ValueError):
@@ -45,6 +48,10 @@ class VideoError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class VideoTooLarge(RuntimeError):
+    """Frames above MAX_FRAME_PIXELS: no other decoder is tried, the answer would be the same."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ def _short_side_size(width: int, height: int, short_side: int | None) -> tuple[i
 
 def _check_readable(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():
+            raise VideoError(path, "broken symbolic link (its target is missing, or the link points to itself)")
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise VideoError(path, "is a directory, not a video file")
@@ -86,6 +95,24 @@ def _check_readable(path: Path) -> None:
         raise VideoError(path, "permission denied: the file is not readable")
     if path.stat().st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
+
+
+def _check_frame_size(width: int, height: int) -> None:
+    """Refuse frames too large to decode safely (a decompression bomb declares them in a tiny file)."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoTooLarge(f"declares {width}x{height} frames ({width * height / 1e6:.0f} Mpixel), more than the "
+                            f"{MAX_FRAME_PIXELS / 1e6:.0f} Mpixel this reader decodes; refused before decoding")
+
+
+def _declared_frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the default video stream as its header declares them, without decoding; (0, 0) when
+    PyAV cannot tell (decord then opens the file, and its first decoded frame is checked instead)."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.best("video")
+            return (stream.codec_context.width, stream.codec_context.height) if stream is not None else (0, 0)
+    except Exception:  # decord may still read what PyAV cannot open; its own errors are reported then
+        return 0, 0
 
 
 def _describe(exc: BaseException) -> str:
@@ -108,11 +135,13 @@ class _DecordBackend:
     name = "decord"
 
     def __init__(self, path: Path, short_side: int | None, num_threads: int):
+        _check_frame_size(*_declared_frame_size(path))
         self._vr = decord.VideoReader(str(path), num_threads=num_threads)
         num_frames = len(self._vr)
         if num_frames == 0:
             raise RuntimeError("decord found no frames")
         height, width = self._vr[0].shape[:2]  # upright: decord applies the rotation
+        _check_frame_size(width, height)
         out_w, out_h = _short_side_size(width, height, short_side)
         if (out_w, out_h) != (width, height):
             self._vr = decord.VideoReader(str(path), num_threads=num_threads, width=out_w, height=out_h)
@@ -134,7 +163,14 @@ class _DecordBackend:
         )
 
     def get_frames(self, indices: np.ndarray) -> np.ndarray:
-        return self._vr.get_batch(indices.tolist()).asnumpy()  # uint8 (T, H, W, C)
+        last = len(self._vr) - 1
+        if last < 1 or last not in indices:
+            return self._vr.get_batch(indices.tolist()).asnumpy()  # uint8 (T, H, W, C)
+        # decord 0.6 returns a stale frame for the last frame when it seeks to it (seen on an mpeg4 AVI with one
+        # keyframe: it repeats the frame decoded before); stepping onto it from the frame before reads it right.
+        wanted = sorted(set(indices.tolist()) | {last - 1})
+        frames = self._vr.get_batch(wanted).asnumpy()  # uint8 (len(wanted), H, W, C)
+        return frames[np.searchsorted(wanted, indices)]
 
     def close(self) -> None:
         self._vr = None
@@ -157,13 +193,17 @@ class _PyAVBackend:
         if not self._container.streams.video:
             raise RuntimeError("no video stream (audio-only or not a video)")
         self._stream = self._container.streams.best("video")  # ffmpeg's default pick
+        _check_frame_size(self._stream.codec_context.width, self._stream.codec_context.height)
         self._stream.thread_type = "AUTO"
         self._stream.thread_count = num_threads
-        pts, durations = [], []
+        pts, durations, cut_short = [], [], False
         for packet in self._container.demux(self._stream):
             if packet.size and packet.pts is not None:
                 pts.append(packet.pts)
                 durations.append(packet.duration or 0)
+                cut_short = packet.is_corrupt  # the last packet of a truncated file is cut short
+        if cut_short and not self._decodes(pts[-1]):
+            pts, durations = pts[:-1], durations[:-1]  # count only the frames that come out
         if not pts:
             raise RuntimeError("the video stream holds no frames")
         order = np.argsort(pts, kind="stable")
@@ -183,6 +223,7 @@ class _PyAVBackend:
         self._rotation = int(round((first.rotation or 0) / 90.0)) % 4  # quarter turns counter-clockwise
         self._seekable = self._pts_follow_display_order(first)
         raw_w, raw_h = first.width, first.height
+        _check_frame_size(raw_w, raw_h)
         upright_w, upright_h = (raw_h, raw_w) if self._rotation % 2 else (raw_w, raw_h)
         out_w, out_h = _short_side_size(upright_w, upright_h, short_side)
         self._raw_size = (out_h, out_w) if self._rotation % 2 else (out_w, out_h)
@@ -208,14 +249,35 @@ class _PyAVBackend:
 
     def _rewind(self) -> None:
         self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
+        self._frames = self._decode()
         self._pending = None  # a frame decoded while seeking, not yet consumed
         self._position = -1  # display index of the last frame consumed
+
+    def _decode(self):
+        """Frames from the current position on. A packet cut short by the end of a truncated file (flagged corrupt
+        by the demuxer) that the decoder rejects is passed over, so the frames before the cut still come out."""
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()  # the last, empty packet flushes the decoder
+            except av.FFmpegError:
+                if packet.is_corrupt:
+                    continue
+                raise
+            yield from frames
+
+    def _decodes(self, pts: int) -> bool:
+        """Whether the frame of the packet at `pts` comes out of the decoder (checked for a truncated file's last
+        packet, so that the frame count is the same whichever frames a clip asks for)."""
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True)
+            return any(frame.pts == pts for frame in self._decode())
+        except av.FFmpegError:
+            return False
 
     def _seek_before(self, target: int) -> None:
         """Jump to the keyframe at or before `target`; rewind when the demuxer overshoots."""
         self._container.seek(int(self._pts[target]), stream=self._stream, backward=True)
-        self._frames = self._container.decode(self._stream)
+        self._frames = self._decode()
         frame = self._next_frame()
         # Only the first frame after a seek is placed by its pts: a keyframe's pts is reliable, while
         # the frames after it are counted in decoder output order, which is display order even where
@@ -312,6 +374,8 @@ class Video:
             try:
                 self._backend = _open_backend(name, self.path, self._short_side, self._num_threads)
                 return
+            except VideoTooLarge as exc:
+                raise VideoError(self.path, str(exc)) from None
             except Exception as exc:  # any decoder failure becomes a VideoError below
                 self._errors.append(f"{name}: {_describe(exc)}")
         raise VideoError(self.path, "cannot be read (" + "; ".join(self._errors) + ")")
@@ -395,9 +459,12 @@ class VideoWriter:
         else:
             self._stream.pix_fmt = "yuv420p"
         if self._codec == "libx264":
-            self._stream.options = {"crf": str(self._quality), "preset": "veryfast"}
+            # superfast on one thread: the same frames always give the same bytes (PyAV 18's libx264 at
+            # veryfast and slower reads uninitialised memory, and its output varies from run to run).
+            self._stream.options = {"crf": str(self._quality), "preset": "superfast", "threads": "1"}
         elif self._codec == "mpeg4":
-            # Constant quantiser, as `ffmpeg -q:v N`: quality 20 -> q 3 (1 best .. 31 worst).
+            # Constant quantiser, as `ffmpeg -q:v N`: quality 18 -> q 2 (1 best .. 31 worst).
+            self._stream.options = {"threads": "1"}
             self._stream.codec_context.qscale = True
             self._stream.codec_context.global_quality = max(1, min(31, self._quality // 7)) * 118  # FF_QP2LAMBDA
         elif self._codec == "libvpx-vp9":

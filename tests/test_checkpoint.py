@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,6 +47,13 @@ def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
+    (tmp_path / ".last.pt.k1ll3d.tmp").write_bytes(b"torn")  # what SIGKILL during a write leaves
+    (tmp_path / ".best.pt.k1ll3d.tmp").write_bytes(b"torn")
+    save_checkpoint({"epoch": 1}, tmp_path / "last.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".best.pt.k1ll3d.tmp", "last.pt"]  # only its own
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_checkpoint_that_runs_code_is_refused_without_side_effects(tmp_path):
     marker = tmp_path / "pwned"
@@ -75,14 +84,67 @@ def test_torn_foreign_and_missing_files(tmp_path):
         load_checkpoint(tmp_path / "absent.pt")
 
 
-def test_no_unsafe_loading_anywhere_in_the_package():
-    import re
-    from pathlib import Path
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("command", ["evaluate", "predict", "live", "export"])
+def test_every_command_refuses_a_hostile_checkpoint_without_running_it(command, tmp_path, capsys):
+    from behavior.cli import main
 
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": checkpoint_module.FORMAT, "config": {}, "class_names": ["a"], "model": _Payload(marker)},
+               hostile)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00" * 100)  # never opened: the checkpoint is refused first
+    args = {"evaluate": ["--out", str(tmp_path / "eval")], "predict": [str(video), "--out", str(tmp_path / "p.csv")],
+            "live": ["--source", str(video), "--out", str(tmp_path / "o.mp4")], "export": ["--out", str(tmp_path / "m.onnx")]}
+    assert main([command, "--checkpoint", str(hostile), *args[command]]) == 2
+    err = capsys.readouterr().err
+    assert f"behavior {command}: error: checkpoint {hostile} was refused" in err and "Traceback" not in err
+    assert not marker.exists()
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "eval").exists() and not (tmp_path / "o.mp4").exists()
+
+
+def _calls(text: str, name: str) -> list[str]:
+    """The full text of every call of `name(...)` in `text`, nested parentheses included."""
+    calls = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\(", text):
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        calls.append(text[match.start() : end + 1])
+    return calls
+
+
+def unsafe_calls(text: str) -> list[str]:
+    """What in `text` would unpickle, evaluate or shell out: torch.load without weights_only=True, yaml loading
+    without the safe loader, eval/exec, pickle/marshal/shelve loads, shell=True, os.system, os.popen."""
+    found = [c for c in _calls(text, "torch.load") if "weights_only=True" not in c]
+    found += [c for c in _calls(text, "yaml.load") + _calls(text, "yaml.load_all") if "SafeLoader" not in c]
+    for name in ("eval", "exec", "pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.loads", "shelve.open",
+                 "yaml.unsafe_load", "yaml.full_load", "os.system", "os.popen", "jsonpickle.decode"):
+        found += _calls(text, name)
+    found += re.findall(r".*shell\s*=\s*True.*", text) + re.findall(r".*allow_pickle\s*=\s*True.*", text)
+    return found
+
+
+def test_no_unsafe_loading_anywhere_in_the_package():
     package = Path(checkpoint_module.__file__).parent
-    for source in package.rglob("*.py"):
-        text = source.read_text()
-        for call in re.findall(r"torch\.load\([^)]*\)", text):
-            assert "weights_only=True" in call, f"{source}: {call}"
-        assert not re.search(r"(?<![\w.])eval\(", text), f"{source} calls eval()"
-        assert "shell=True" not in text, f"{source} runs a shell"
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 10
+    for source in sources:
+        assert not unsafe_calls(source.read_text()), source
+
+
+@pytest.mark.parametrize("snippet", ["torch.load(path)", "torch.load(path, map_location=f(x))", "x = eval(text)",
+                                     "exec(code)", "pickle.loads(data)", "yaml.load(text, Loader=yaml.Loader)",
+                                     "subprocess.run(cmd, shell=True)", "os.system('ls')", "np.load(f, allow_pickle=True)"])
+def test_the_check_catches_each_unsafe_call(snippet):
+    assert unsafe_calls(snippet)
+
+
+@pytest.mark.parametrize("snippet", ["torch.load(path, map_location=f(x), weights_only=True)", "yaml.safe_load(text)",
+                                     "model.eval()", "yaml.load(text, Loader=yaml.SafeLoader)", "evaluate(x)"])
+def test_the_check_lets_safe_calls_through(snippet):
+    assert not unsafe_calls(snippet)
