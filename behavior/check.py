@@ -83,6 +83,8 @@ def inspect_video(path: str, decode: str = "sample") -> dict:
                     video.get_frames(np.arange(start, min(start + _CHUNK, info.num_frames)))
             result["backend"] = video.backend  # the decoder that served the frames, after any fallback
         result["ok"] = True
+    except PermissionError:
+        result["error"] = f"{path}: permission denied: the file is not readable"  # as the reader says it
     except (VideoError, FileNotFoundError, IndexError, OSError) as exc:
         result["error"] = str(exc)
     except Exception as exc:  # a decoder bug must not end the check of every other file

@@ -348,7 +348,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/demo-<date>-<time>)")
-    p.add_argument("--clips-per-class", type=int, default=60, help="size of the synthetic set when it is made")
+    p.add_argument("--clips-per-class", type=int, default=140,
+                   help="size of the synthetic set when it is made (default 140)")
     p.add_argument("--difficulty", choices=("easy", "medium", "hard"), default="medium",
                    help="difficulty of the synthetic set when it is made (default medium)")
     p.set_defaults(handler=_run_demo)

@@ -60,7 +60,8 @@ class TrainConfig:
     class_balance: str = "none"  # none | sampler (draw classes equally often) | weights (weight the loss)
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
     amp: bool = True  # mixed precision, on a GPU only; the CPU always runs fp32
-    channels_last: bool = True  # channels-last memory format, on a GPU only
+    channels_last: bool = True  # channels-last weights: training on a GPU, inference everywhere (faster on both)
+    cpu_bf16: bool = False  # bf16 autocast for training steps on a CPU that computes bf16 natively (AMX, AVX512-BF16)
     threads: int = 0  # torch threads on the CPU; 0 = torch's default (one per core)
 
     def __post_init__(self) -> None:

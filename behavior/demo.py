@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def run_demo(config: str | Path = "configs/demo.yaml", overrides: list[str] | tuple[str, ...] = (),
-             out: str | Path | None = None, clips_per_class: int = 60, difficulty: str = "medium") -> int:
+             out: str | Path | None = None, clips_per_class: int = 140, difficulty: str = "medium") -> int:
     from behavior.check import check_paths, format_report
     from behavior.config import load_config
     from behavior.evaluate import evaluate_checkpoint, format_metrics

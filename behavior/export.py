@@ -1,6 +1,7 @@
 """`behavior export`: the model as ONNX, with its preprocessing contract, checked against PyTorch.
 
-Three files: OUT (the whole model: clip (batch, T, 3, S, S) -> logits (batch, K), T fixed, batch dynamic),
+Three files (one for a model with the temporal shift, whose frames cannot run alone): OUT (the whole model:
+clip (batch, T, 3, S, S) -> logits (batch, K), T fixed, batch dynamic),
 OUT with `.backbone.onnx` (frames (N, 3, S, S) -> features (N, D) and attention (N, h, w): what live mode
 runs on every frame) and `.head.onnx` (features (batch, T, D) -> logits (batch, K): what it runs on the
 ring buffer). Each carries the preprocessing contract in its metadata: mean, std, resize, crop, T, the
@@ -107,16 +108,15 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, verify: b
     metadata = _metadata(model, cfg)
     batch = torch.export.Dim("batch", min=1, max=4096)
     frames = torch.export.Dim("frames", min=1, max=4096)
-    paths = [out, out.with_suffix(".backbone.onnx"), out.with_suffix(".head.onnx")]
+    # A model with the temporal shift has no per-frame backbone (frames mix inside it): only the whole model.
+    halves = not model.config.temporal_shift
+    paths = [out, out.with_suffix(".backbone.onnx"), out.with_suffix(".head.onnx")] if halves else [out]
     clip = torch.zeros(2, T, 3, size, size)
     with torch.no_grad():
         dim = model.forward_features(clip).shape[-1]
         _export(model, (clip,), paths[0], ["clip"], ["logits"], {"clip": {0: batch}}, metadata)
-        outputs = ["features"] if model.config.attention == "none" else ["features", "attention"]
-        _export(_Backbone(model).eval(), (torch.zeros(2, 3, size, size),), paths[1], ["frames"], outputs,
-                {"frames": {0: frames}}, metadata)
-        _export(_Head(model).eval(), (torch.zeros(2, T, dim),), paths[2], ["features"], ["logits"],
-                {"features": {0: batch}}, metadata)
+    if halves:
+        _export_halves(model, paths, size, T, dim, frames, batch, metadata)
     report = ExportReport(paths)
     if verify:
         clips = _real_clips(cfg, videos, num_videos)
@@ -126,6 +126,16 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, verify: b
             raise ValueError(f"onnxruntime and PyTorch differ by up to {worst:.2e} (> {TOLERANCE:g}) on real clips: "
                              + ", ".join(f"{Path(k).name} {v:.2e}" for k, v in report.max_difference.items()))
     return report
+
+
+def _export_halves(model, paths: list[Path], size: int, T: int, dim: int, frames, batch, metadata) -> None:
+    """The two streaming halves live mode runs: the backbone on frames, the head on T features."""
+    with torch.no_grad():
+        outputs = ["features"] if model.config.attention == "none" else ["features", "attention"]
+        _export(_Backbone(model).eval(), (torch.zeros(2, 3, size, size),), paths[1], ["frames"], outputs,
+                {"frames": {0: frames}}, metadata)
+        _export(_Head(model).eval(), (torch.zeros(2, T, dim),), paths[2], ["features"], ["logits"],
+                {"features": {0: batch}}, metadata)
 
 
 def _real_clips(cfg, videos: list[str] | None, num_videos: int) -> torch.Tensor:
@@ -154,12 +164,15 @@ def _verify(model, paths: list[Path], clips: torch.Tensor) -> dict[str, float]:
 
     with torch.no_grad():
         logits = model(clips).numpy()
+    whole = run(paths[0], clip=clips)[0]
+    if len(paths) == 1:  # a temporal-shift model: the whole model only
+        return {str(paths[0]): float(np.abs(whole - logits).max())}
+    with torch.no_grad():
         flat = clips.reshape(-1, *clips.shape[2:])  # (N·T, C, H, W)
         expected = _Backbone(model)(flat)
         expected = expected if isinstance(expected, tuple) else (expected,)  # features (N·T, D)[, attention]
         features = expected[0].reshape(clips.shape[0], clips.shape[1], -1)  # (N, T, D)
         head_logits = model.forward_head(features).numpy()
-    whole = run(paths[0], clip=clips)[0]
     backbone = run(paths[1], frames=flat)
     head = run(paths[2], features=features)[0]
     return {

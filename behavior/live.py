@@ -4,7 +4,8 @@ Prediction is incremental. Each new frame goes through the evaluation transform 
 (`forward_frames`); its feature joins a ring buffer that holds the last `clip_seconds` (how long the
 training videos were); the evaluation sampler picks T features from the buffer by their timestamps, exactly
 as it picks T frames from a video; and the temporal head (`forward_head`) runs on those. The cost per frame
-is one backbone pass, not T.
+is one backbone pass, not T. A model with the temporal shift (TSM) cannot run frames on their own: for it
+the buffer holds frames and each update runs the whole clip of the T picked frames.
 
 Every output frame shows the current label and score, and the spatial-attention heatmap of that frame
 blended over the region the model saw; with `roi`, Haar cascades that ship inside OpenCV find a face or a
@@ -136,7 +137,12 @@ def roi_square(box: tuple[int, int, int, int], height: int, width: int, margin: 
 
 
 class StreamClassifier:
-    """The incremental model: one backbone pass per frame, a ring buffer of features, the head on T of them."""
+    """The incremental model: one backbone pass per frame, a ring buffer of features, the head on T of them.
+
+    A model with the temporal shift (TSM) mixes each frame's features with its neighbours' inside the backbone,
+    so a frame's features depend on the frames picked beside it: for such a model the buffer holds transformed
+    frames instead, and every update runs the whole clip of the T picked frames (T backbone passes per frame).
+    """
 
     def __init__(self, model, cfg, clip_seconds: float, device: torch.device):
         self.model = model
@@ -145,23 +151,35 @@ class StreamClassifier:
         self.sampler = replace(cfg.sampler, num_views=1, time_based=True)
         self.num_frames = cfg.sampler.num_frames
         self.clip_seconds = clip_seconds
+        self.whole_clips = bool(cfg.model.temporal_shift)
+        # (seconds, feature (D,)), or (seconds, transformed frame (C, H, W)) for a whole-clip model
         self.buffer: deque[tuple[float, torch.Tensor]] = deque()
 
     @torch.inference_mode()
     def add_frame(self, frame: np.ndarray, seconds: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Feed one RGB frame; returns (class probabilities (K,) or None while warming up, attention (h, w))."""
-        clip = self.transform(frame[None])  # float (1, C, H, W)
-        feature, attention = self.model.forward_frames(clip.to(self.device), return_attention=True)  # (1, D)
-        self.buffer.append((seconds, feature[0]))
+        clip = self.transform(frame[None]).to(self.device)  # float (1, C, H, W)
+        if self.whole_clips:
+            item, attention = clip[0], None
+        else:
+            feature, attention = self.model.forward_frames(clip, return_attention=True)  # (1, D), (1, h, w)
+            item = feature[0]
+            attention = attention[0].float().cpu().numpy() if attention is not None else None
+        self.buffer.append((seconds, item))
         while self.buffer and seconds - self.buffer[0][0] > self.clip_seconds:
             self.buffer.popleft()
-        attention = attention[0].float().cpu().numpy() if attention is not None else None
         if len(self.buffer) < self.num_frames:
             return None, attention
         times = np.array([t for t, _ in self.buffer]) - self.buffer[0][0]
         picked = sample_indices(len(times), self.sampler, train=False, timestamps=times)[0]  # (T,)
-        features = torch.stack([self.buffer[i][1] for i in picked])[None]  # (1, T, D)
-        probs = self.model.forward_head(features).float().softmax(dim=-1)[0].cpu().numpy()  # (K,)
+        stacked = torch.stack([self.buffer[i][1] for i in picked])[None]  # (1, T, D) or (1, T, C, H, W)
+        if not self.whole_clips:
+            probs = self.model.forward_head(stacked).float().softmax(dim=-1)[0].cpu().numpy()  # (K,)
+            return probs, attention
+        logits, maps = self.model(stacked, return_attention=True)  # (1, K), spatial (1, T, h, w) | None
+        probs = logits.float().softmax(dim=-1)[0].cpu().numpy()  # (K,)
+        # the newest picked frame's map: the sampler's last pick lies in the newest segment of the buffer
+        attention = maps.spatial[0, -1].float().cpu().numpy() if maps.spatial is not None else None
         return probs, attention
 
 

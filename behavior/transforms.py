@@ -22,6 +22,7 @@ class TransformConfig:
     resize: int = 128  # short side after resizing, before the crop (the decoder is asked for this size)
     crop: int = 112  # square crop the model sees, H = W
     flip: bool = True  # random horizontal flip in training; turn off where left/right carries the label
+    color_jitter: float = 0.0  # training only: brightness, contrast and saturation each scaled by 1 +- this, per clip
     mean: tuple[float, float, float] = IMAGENET_MEAN  # per-channel normalisation, in [0, 1] pixel units
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -31,6 +32,8 @@ class TransformConfig:
                              "at least as large as the crop")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("transform.mean and transform.std need 3 values each, std > 0")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"transform.color_jitter={self.color_jitter} must be in [0, 1)")
         self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
 
 
@@ -43,6 +46,18 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
         return frames
     # (T, C, H, W) view with channels-last strides: torchvision's fast uint8 antialiased path
     return TF.resize(frames.permute(0, 3, 1, 2), [size], antialias=True).permute(0, 2, 3, 1)
+
+
+def _jitter_colours(clip: torch.Tensor, brightness: float, contrast: float, saturation: float) -> None:
+    """Scale brightness, contrast (about the clip's mean grey) and saturation (about each pixel's grey) of a float
+    clip (T, C, H, W) in 0..255, in place; the same for every frame, so the clip's motion is untouched."""
+    grey = clip[:, 0] * 0.299 + clip[:, 1] * 0.587 + clip[:, 2] * 0.114  # (T, H, W)
+    clip.mul_(brightness)
+    grey.mul_(brightness)
+    clip.sub_(grey.mean()).mul_(contrast).add_(grey.mean())
+    grey.sub_(grey.mean()).mul_(contrast).add_(grey.mean())
+    clip.sub_(grey.unsqueeze(1)).mul_(saturation).add_(grey.unsqueeze(1))
+    clip.clamp_(0.0, 255.0)
 
 
 class ClipTransform:
@@ -72,13 +87,16 @@ class ClipTransform:
             top = int(rng.integers(0, height - size + 1))
             left = int(rng.integers(0, width - size + 1))
             flip = self.cfg.flip and bool(rng.random() < 0.5)
+            jitter = 1.0 + self.cfg.color_jitter * (2.0 * rng.random(3) - 1.0) if self.cfg.color_jitter else None
         else:
-            top, left, flip = (height - size) // 2, (width - size) // 2, False
+            top, left, flip, jitter = (height - size) // 2, (width - size) // 2, False, None
         clip = clip[:, top : top + size, left : left + size]  # uint8 (T, crop, crop, C)
         if flip:
             clip = clip.flip(2)
         out = torch.empty((clip.shape[0], 3, size, size))  # float32 (T, C, crop, crop)
         out.copy_(clip.permute(0, 3, 1, 2))
+        if jitter is not None:
+            _jitter_colours(out, *jitter)
         return out.sub_(self._mean).mul_(self._inverse_std)  # normalised in place: no temporaries
 
     def crop_box(self, height: int, width: int) -> tuple[int, int, int, int]:

@@ -214,9 +214,9 @@ def training_clip_seconds(settings: Settings, difficulty: str = "medium", seed: 
     return float(np.median([s.num_frames / s.fps for s in specs if s.split == "train"]))
 
 
-def untrained_checkpoint(settings: Settings, path: Path) -> Path:
-    """A checkpoint of the demo model with its initial weights, for the sections that measure speed only
-    (the cost of a forward does not depend on the weights' values)."""
+def untrained_checkpoint(settings: Settings, path: Path, overrides: Sequence[str] = ()) -> Path:
+    """A checkpoint of the demo model (with `overrides`) with its initial weights, for the sections that measure
+    speed only (the cost of a forward does not depend on the weights' values)."""
     from behavior.checkpoint import save_checkpoint
     from behavior.model import build_model
     from behavior.synthetic import CLASSES
@@ -224,7 +224,7 @@ def untrained_checkpoint(settings: Settings, path: Path) -> Path:
 
     if path.is_file():
         return path
-    cfg = bench_config(synthetic_folder(settings), cache=settings.work / "cache" / "untrained")
+    cfg = bench_config(synthetic_folder(settings), overrides, cache=settings.work / "cache" / "untrained")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, CLASSES, num_frames=cfg.sampler.num_frames)
     optimizer = build_optimizer(model, cfg)

@@ -108,6 +108,23 @@ def test_transform_train_and_eval():
         TransformConfig(resize=32, crop=64)
 
 
+def test_colour_jitter_changes_colours_per_clip_in_training_only():
+    from dataclasses import replace
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 60, 80, 3), dtype=np.uint8)
+    jittery = replace(TRANSFORM, color_jitter=0.4)
+    assert torch.equal(ClipTransform(jittery, train=False)(frames), ClipTransform(TRANSFORM, train=False)(frames))
+    shown = ClipTransform(jittery, train=True)
+    pixels = [shown.to_uint8(shown(frames, np.random.default_rng(s))).astype(float) for s in range(6)]
+    assert len({round(p.mean(), 1) for p in pixels}) > 1  # brightness differs from clip to clip
+    grey = np.repeat(rng.integers(0, 256, (4, 60, 80, 1), dtype=np.uint8), 3, axis=3)
+    out = shown.to_uint8(shown(grey, np.random.default_rng(3))).astype(int)
+    assert np.abs(out - out[..., :1]).max() <= 1  # a grey picture stays grey: colours scale, hues do not move
+    with pytest.raises(ValueError, match="transform.color_jitter"):
+        TransformConfig(color_jitter=1.5)
+
+
 def test_the_frame_cache_gives_the_same_clips_and_decodes_once(samples, tmp_path, monkeypatch):
     from behavior import cache as cache_module
     from behavior.cache import FrameCache

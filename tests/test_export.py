@@ -40,3 +40,18 @@ def test_dynamic_batch_and_a_bad_export_are_caught(tiny_run, tmp_path, monkeypat
         export_module.export_onnx(tiny_run / "best.pt", tmp_path / "m2.onnx", verify=True)
     with pytest.raises(ValueError, match="must end in .onnx"):
         export_module.export_onnx(tiny_run / "best.pt", tmp_path / "m.pt")
+
+
+def test_a_temporal_shift_model_exports_as_one_verified_model(tiny_synth, tmp_path, capsys):
+    """Its frames mix inside the backbone, so there are no streaming halves to export: only the whole model."""
+    from conftest import tiny_overrides
+
+    from behavior.config import load_config
+    from behavior.train import train
+
+    train(load_config(None, tiny_overrides(tiny_synth, **{"model.temporal_shift": True, "train.epochs": 1})),
+          tmp_path / "tsm")
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(tmp_path / "tsm" / "best.pt"), "--out", str(out), "--verify"]) == 0
+    assert capsys.readouterr().out.count("max |difference|") == 1
+    assert out.is_file() and not (tmp_path / "model.backbone.onnx").exists()

@@ -38,6 +38,32 @@ def test_incremental_head_matches_the_whole_clip_forward(tiny_run, tiny_synth):
     assert np.allclose(probs, expected, atol=1e-5)
 
 
+def test_a_temporal_shift_model_runs_live_on_whole_clips(tiny_synth, tmp_path, capsys):
+    """TSM mixes neighbouring frames, so frames cannot go through the backbone alone: live mode runs the T picked
+    frames as one clip, and its scores are those of the model on the same frames."""
+    from conftest import tiny_overrides
+
+    from behavior.config import load_config
+    from behavior.train import train
+
+    train(load_config(None, tiny_overrides(tiny_synth, **{"model.temporal_shift": True, "train.epochs": 1})),
+          tmp_path / "tsm")
+    model, cfg = load_trained_model(tmp_path / "tsm" / "best.pt")
+    stream = StreamClassifier(model, cfg, clip_seconds=100.0, device=torch.device("cpu"))
+    frames = np.random.default_rng(0).integers(0, 256, (cfg.sampler.num_frames, 48, 64, 3), dtype=np.uint8)
+    for t, frame in enumerate(frames):
+        probs, attention = stream.add_frame(frame, t / 10)
+        assert (probs is None) == (t < cfg.sampler.num_frames - 1)
+    assert attention.min() >= 0 and attention.max() <= 1
+    with torch.no_grad():
+        expected = model(stream.transform(frames)[None]).softmax(dim=-1)[0].numpy()
+    assert np.allclose(probs, expected, atol=1e-5)
+    source = sorted((tiny_synth / "videos" / "wave").iterdir())[0]
+    assert main(["live", "--checkpoint", str(tmp_path / "tsm" / "best.pt"), "--source", str(source), "--out",
+                 str(tmp_path / "annotated.mp4")]) == 0
+    assert "end of stream" in capsys.readouterr().out
+
+
 def test_a_source_that_cannot_be_opened_is_a_clear_error(tiny_run, tmp_path, capsys):
     assert main(["live", "--checkpoint", str(tiny_run / "best.pt"), "--source", str(tmp_path / "absent.mp4"),
                  "--out", str(tmp_path / "o.mp4")]) == 2

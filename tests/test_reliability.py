@@ -437,6 +437,7 @@ def test_live_mode_ends_cleanly_on_every_bad_source(tiny_run, corpus, tmp_path, 
 def test_a_file_without_read_permission_is_reported_everywhere(tiny_run, tmp_path, capsys):
     from behavior.predict import read_rows
 
+    (tmp_path / "in").mkdir()
     locked = write_video(tmp_path / "in" / "locked.mp4", coded_frames(10), fps=10)
     locked.chmod(0)
     try:
@@ -451,6 +452,47 @@ def test_a_file_without_read_permission_is_reported_everywhere(tiny_run, tmp_pat
         assert "locked.mp4" in capsys.readouterr().err
     finally:
         locked.chmod(0o644)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv, to run the commands as the unprivileged user nobody")
+def test_a_file_without_read_permission_is_reported_everywhere_as_an_unprivileged_user(tiny_run):
+    """The same as above where the tests run as root (CI does): the commands run as nobody (uid 65534)."""
+    import tempfile
+
+    from behavior.predict import read_rows
+
+    shared = Path(tempfile.mkdtemp(prefix="behavior-permission-"))  # pytest's own tmp folders are root-only
+    try:
+        shared.chmod(0o777)
+        (shared / "in").mkdir(mode=0o755)
+        locked = write_video(shared / "in" / "locked.mp4", coded_frames(10), fps=10)
+        locked.chmod(0)
+        checkpoint = Path(shutil.copy(tiny_run / "best.pt", shared / "best.pt"))
+        checkpoint.chmod(0o644)
+        env = {**os.environ, "HOME": str(shared), "MPLCONFIGDIR": str(shared / "mpl"), "OMP_NUM_THREADS": "1"}
+
+        def as_nobody(*args: str, program: str = "behavior") -> subprocess.CompletedProcess:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       str(Path(sys.executable).with_name(program)), *args]
+            return subprocess.run(command, capture_output=True, text=True, env=env, cwd=shared, timeout=300)
+
+        # check's per-video job, in-process: multiprocessing's semaphores are not available to nobody in every
+        # sandbox, and the pool is not what is tested here
+        checked = as_nobody("-c", "import json, sys; from behavior.check import inspect_video; "
+                            "print(json.dumps(inspect_video(sys.argv[1])))", str(locked), program="python")
+        report = json.loads(checked.stdout.strip().splitlines()[-1])
+        assert not report["ok"] and "permission denied" in report["error"] and "locked.mp4" in report["error"], report
+        predicted = as_nobody("predict", "--checkpoint", str(checkpoint), str(locked.parent), "--out",
+                              str(shared / "p.csv"), "--workers", "0")
+        assert predicted.returncode == 3, predicted.stderr
+        row = read_rows(shared / "p.csv")[0]
+        assert row["status"] == "error" and "permission denied" in row["error"] and "locked.mp4" in row["error"]
+        live = as_nobody("live", "--checkpoint", str(checkpoint), "--source", str(locked), "--out",
+                         str(shared / "o.mp4"))
+        assert live.returncode == 2 and "locked.mp4" in live.stderr, live.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

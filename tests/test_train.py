@@ -63,6 +63,24 @@ def test_same_seed_same_weights(tiny_synth, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_cpu_bf16_trains_in_bf16_where_the_cpu_has_it_and_in_fp32_elsewhere(tiny_synth, tmp_path, monkeypatch):
+    import behavior.train as train_module
+
+    train(tiny_config(tiny_synth, **{"train.epochs": 1}), tmp_path / "fp32")
+    fp32 = weights(tmp_path / "fp32" / "last.pt")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not isinstance(train_module.cpu_autocast(True), torch.autocast)
+    train(tiny_config(tiny_synth, **{"train.epochs": 1, "train.cpu_bf16": True}), tmp_path / "no-bf16-cpu")
+    assert all(torch.equal(fp32[k], v) for k, v in weights(tmp_path / "no-bf16-cpu" / "last.pt").items())
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert isinstance(train_module.cpu_autocast(True), torch.autocast)
+    assert not isinstance(train_module.cpu_autocast(False), torch.autocast)
+    train(tiny_config(tiny_synth, **{"train.epochs": 1, "train.cpu_bf16": True}), tmp_path / "bf16")
+    bf16 = weights(tmp_path / "bf16" / "last.pt")
+    assert all(v.dtype == fp32[k].dtype and torch.isfinite(v.float()).all() for k, v in bf16.items())  # fp32 weights
+    assert not all(torch.equal(fp32[k], v) for k, v in bf16.items())  # the steps did run in bf16
+
+
 def test_resume_after_a_kill_reaches_the_same_weights(tiny_synth, tmp_path):
     overrides = tiny_overrides(tiny_synth, **{"train.epochs": 3})
     train(load_config(None, overrides), tmp_path / "straight")

@@ -43,7 +43,8 @@ class ChannelsFirstVideo(nn.Module):
 def contenders(cfg, class_names: list[str]) -> dict[str, nn.Module]:
     """Our demo model and the two peers, each initialised from the same seed."""
     builders = {
-        f"ours: {cfg.model.backbone} x{cfg.model.width:g} + {cfg.model.attention} attention + {cfg.model.head} head":
+        f"ours: {cfg.model.backbone} x{cfg.model.width:g}{' + TSM' if cfg.model.temporal_shift else ''} + "
+        f"{cfg.model.attention} attention + {cfg.model.head} head":
             lambda: build_model(cfg.model, class_names, num_frames=cfg.sampler.num_frames),
         "r3d_18 (weights=None)": lambda: ChannelsFirstVideo(r3d_18(weights=None, num_classes=len(class_names))),
         "r2plus1d_18 (weights=None)": lambda: ChannelsFirstVideo(r2plus1d_18(weights=None, num_classes=len(class_names))),
