@@ -107,16 +107,14 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, verify: b
     size, T = cfg.transform.crop, cfg.sampler.num_frames
     metadata = _metadata(model, cfg)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    frames = torch.export.Dim("frames", min=1, max=4096)
     # A model with the temporal shift has no per-frame backbone (frames mix inside it): only the whole model.
     halves = not model.config.temporal_shift
     paths = [out, out.with_suffix(".backbone.onnx"), out.with_suffix(".head.onnx")] if halves else [out]
     clip = torch.zeros(2, T, 3, size, size)
     with torch.no_grad():
-        dim = model.forward_features(clip).shape[-1]
         _export(model, (clip,), paths[0], ["clip"], ["logits"], {"clip": {0: batch}}, metadata)
     if halves:
-        _export_halves(model, paths, size, T, dim, frames, batch, metadata)
+        _export_halves(model, paths, clip, batch, metadata)
     report = ExportReport(paths)
     if verify:
         clips = _real_clips(cfg, videos, num_videos)
@@ -128,13 +126,16 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, verify: b
     return report
 
 
-def _export_halves(model, paths: list[Path], size: int, T: int, dim: int, frames, batch, metadata) -> None:
-    """The two streaming halves live mode runs: the backbone on frames, the head on T features."""
+def _export_halves(model, paths: list[Path], clip: torch.Tensor, batch, metadata) -> None:
+    """The two streaming halves live mode runs: the backbone on frames, the head on T features; `clip` is the
+    example clip (2, T, C, S, S) the whole model was exported with."""
+    frames = torch.export.Dim("frames", min=1, max=4096)
     with torch.no_grad():
+        features = model.forward_features(clip)  # (2, T, D)
         outputs = ["features"] if model.config.attention == "none" else ["features", "attention"]
-        _export(_Backbone(model).eval(), (torch.zeros(2, 3, size, size),), paths[1], ["frames"], outputs,
-                {"frames": {0: frames}}, metadata)
-        _export(_Head(model).eval(), (torch.zeros(2, T, dim),), paths[2], ["features"], ["logits"],
+        _export(_Backbone(model).eval(), (clip[:, 0],), paths[1], ["frames"], outputs, {"frames": {0: frames}},
+                metadata)
+        _export(_Head(model).eval(), (torch.zeros_like(features),), paths[2], ["features"], ["logits"],
                 {"features": {0: batch}}, metadata)
 
 
