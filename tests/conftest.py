@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from behavior.video import write_video
+from behavior.data.writer import write_video
 
-REAL_CLIPS = Path(os.environ.get("BEHAVIOR_REAL_CLIPS", Path(__file__).resolve().parents[2] / "shared" / "real-clips"))
+REAL_CLIPS = Path(
+    os.environ.get("BEHAVIOR_REAL_CLIPS", Path(__file__).resolve().parents[2] / "shared" / "real-clips")
+)
 
 
 def coded_frames(num_frames: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
@@ -34,8 +36,14 @@ def frame_number(frame: np.ndarray) -> int:
 def make_video(tmp_path):
     """`make_video(name, num_frames=20, fps=10, height=48, width=64)` writes a coded video under tmp_path."""
 
-    def make(name: str = "clip.mp4", num_frames: int = 20, fps: float = 10, height: int = 48, width: int = 64,
-             seed: int = 0) -> Path:
+    def make(
+        name: str = "clip.mp4",
+        num_frames: int = 20,
+        fps: float = 10,
+        height: int = 48,
+        width: int = 64,
+        seed: int = 0,
+    ) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_video(path, coded_frames(num_frames, height, width, seed), fps, quality=12)
@@ -53,16 +61,20 @@ def ucf_root(tmp_path, make_video):
             for k in (1, 2):
                 # UCF101's own quirk: the folder and the file name disagree in case.
                 stem = "HandStandPushups" if c == "HandstandPushups" else c
-                make_video(f"UCF/{c}/v_{stem}_g{g:02d}_c{k:02d}.avi", num_frames=12, seed=100 * ci + 10 * g + k)
+                make_video(
+                    f"UCF/{c}/v_{stem}_g{g:02d}_c{k:02d}.avi", num_frames=12, seed=100 * ci + 10 * g + k
+                )
     splits = tmp_path / "splits"
     splits.mkdir()
     (splits / "classInd.txt").write_text("1 Walk\n2 HandstandPushups\n")
     (splits / "trainlist01.txt").write_text(
         "Walk/v_Walk_g02_c01.avi 1\nWalk/v_Walk_g02_c02.avi 1\n"
-        "HandstandPushups/v_HandStandPushups_g02_c01.avi 2\nHandstandPushups/v_HandStandPushups_g02_c02.avi 2\n")
+        "HandstandPushups/v_HandStandPushups_g02_c01.avi 2\nHandstandPushups/v_HandStandPushups_g02_c02.avi 2\n"
+    )
     (splits / "testlist01.txt").write_text(
         "Walk/v_Walk_g01_c01.avi\nWalk/v_Walk_g01_c02.avi\n"
-        "HandstandPushups/v_HandStandPushups_g01_c01.avi\nHandstandPushups/v_HandStandPushups_g01_c02.avi\n")
+        "HandstandPushups/v_HandStandPushups_g01_c01.avi\nHandstandPushups/v_HandStandPushups_g01_c02.avi\n"
+    )
     return root, splits
 
 
@@ -91,10 +103,25 @@ def tiny_synth(tmp_path_factory):
 def tiny_overrides(synth_folder, **extra) -> list[str]:
     """`--set` overrides for a model and schedule small enough for a test (a few seconds on 2 cores)."""
     values = {
-        "data.root": str(synth_folder / "videos"), "data.splits": str(synth_folder / "splits"),
-        "data.num_workers": 0, "data.val_fraction": 0.3, "sampler.num_frames": 4, "transform.resize": 36,
-        "transform.crop": 32, "model.width": 0.125, "model.dropout": 0.0, "train.epochs": 2, "train.batch_size": 4,
-        "train.eval_batch_size": 8, "optim.warmup_epochs": 0.5, **extra,
+        "data.root": str(synth_folder / "videos"),
+        "data.splits": str(synth_folder / "splits"),
+        "data.num_workers": 0,
+        "data.val_fraction": 0.3,
+        "sampler.num_frames": 4,
+        "transform.resize": 36,
+        "transform.crop": 32,
+        "model.width": 0.125,
+        "model.dropout": 0.0,
+        "train.epochs": 2,
+        "train.batch_size": 4,
+        "train.eval_batch_size": 8,
+        "optim.warmup_epochs": 0.5,
+        # Raw softmax scores and no rejection, as every run had before calibration: a model this small scores
+        # every class alike, and a threshold keeping 95% of its validation clips would call some clips of every
+        # test unknown. The tests of calibration and rejection train with both on (tiny_confident_run).
+        "confidence.calibrate": False,
+        "confidence.rejection_score": "none",
+        **extra,
     }
     return [f"{k}={v}" for k, v in values.items()]
 
@@ -103,8 +130,34 @@ def tiny_overrides(synth_folder, **extra) -> list[str]:
 def tiny_run(tiny_synth, tmp_path_factory):
     """A tiny trained run on `tiny_synth` (2 epochs), shared by the evaluation and inference tests."""
     from behavior.config import load_config
-    from behavior.train import train
+    from behavior.engine.train import train
 
     run = tmp_path_factory.mktemp("run")
     train(load_config(None, tiny_overrides(tiny_synth)), run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_confident_run(tiny_synth, tmp_path_factory):
+    """A tiny trained run with the default confidence settings: temperature fitted, the msp score's threshold
+    keeping 95% of the validation clips."""
+    from behavior.config import ConfidenceConfig, load_config
+    from behavior.engine.train import train
+
+    defaults = ConfidenceConfig()
+    confidence = {"confidence.calibrate": True, "confidence.rejection_score": defaults.rejection_score}
+    run = tmp_path_factory.mktemp("confident")
+    train(load_config(None, tiny_overrides(tiny_synth, **confidence)), run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_online_run(tiny_synth, tmp_path_factory):
+    """A tiny trained run with the online temporal shift (1 epoch): frames stream through its backbone."""
+    from behavior.config import load_config
+    from behavior.engine.train import train
+
+    online = {"model.temporal_shift": True, "model.shift": "online", "train.epochs": 1}
+    run = tmp_path_factory.mktemp("online")
+    train(load_config(None, tiny_overrides(tiny_synth, **online)), run)
     return run

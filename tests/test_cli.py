@@ -29,7 +29,9 @@ def test_every_subcommand_explains_itself(name, capsys):
 
 
 def test_python_dash_m_runs_the_same_command():
-    result = subprocess.run([sys.executable, "-m", "behavior", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "behavior", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "SUBCOMMAND" in result.stdout
 
 

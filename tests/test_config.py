@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from behavior.cli import main
-from behavior.config import ConfigError, load_config, save_config
+from behavior.config import load_config, save_config
+from behavior.errors import ConfigError
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
 
@@ -22,10 +23,24 @@ def test_the_shipped_configs_cover_demo_ucf101_and_own_folder():
 
 
 def test_overrides_are_typed(tmp_path):
-    cfg = load_config(None, ["optim.lr=0.02", "model.head=avg", "sampler.num_frames=4", "transform.flip=false",
-                             "model.attention_stages=[2, 3]", "data.classes=[a, b]", "transform.mean=[0.5, 0.5, 0.5]"])
+    cfg = load_config(
+        None,
+        [
+            "optim.lr=0.02",
+            "model.head=avg",
+            "sampler.num_frames=4",
+            "transform.flip=false",
+            "model.attention_stages=[2, 3]",
+            "data.classes=[a, b]",
+            "transform.mean=[0.5, 0.5, 0.5]",
+        ],
+    )
     assert cfg.optim.lr == 0.02 and cfg.model.head == "avg" and cfg.sampler.num_frames == 4
-    assert cfg.transform.flip is False and cfg.model.attention_stages == (2, 3) and cfg.data.classes == ["a", "b"]
+    assert (
+        cfg.transform.flip is False
+        and cfg.model.attention_stages == (2, 3)
+        and cfg.data.classes == ["a", "b"]
+    )
     assert cfg.transform.mean == (0.5, 0.5, 0.5)
     assert load_config(None, ["optim.lr=1"]).optim.lr == 1.0  # an int where a float is expected is fine
 
@@ -63,7 +78,9 @@ def test_yaml_errors_name_the_file(tmp_path):
 
 
 def test_cli_exits_2_with_the_message(tmp_path, capsys):
-    status = main(["train", "--config", str(CONFIGS[0]), "--set", "model.hed=avg", "--out", str(tmp_path / "run")])
+    status = main(
+        ["train", "--config", str(CONFIGS[0]), "--set", "model.hed=avg", "--out", str(tmp_path / "run")]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert "unknown key 'model.hed'" in err and "valid keys in model" in err

@@ -12,19 +12,34 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from behavior.config import Config, ConfigError, load_config
-from behavior.splits import RootIndex, SplitFileError, read_annotations, read_class_index, read_split_list
+from behavior.config import Config, load_config
+from behavior.data.splits import RootIndex, read_annotations, read_class_index, read_split_list
+from behavior.errors import ConfigError, SplitFileError
 
 EXAMPLES = 200
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CLASSES = ["Walk", "HandstandPushups"]
 
 # Text that looks like the real files often enough to get past the first checks.
-_names = st.sampled_from(["Walk", "walk", "HandstandPushups", "Jump", "", "..", ".", "a b", "é", "C:", "\\", "/"])
+_names = st.sampled_from(
+    ["Walk", "walk", "HandstandPushups", "Jump", "", "..", ".", "a b", "é", "C:", "\\", "/"]
+)
 _entries = st.lists(_names, min_size=1, max_size=4).map("/".join) | st.sampled_from(
-    ["Walk/v_Walk_g01_c01.avi", "walk\\V_WALK_G01_C01.AVI", "/etc/passwd", "../x.avi", "Walk/../../x.avi",
-     "C:\\x.avi", "\\\\host\\share\\x.avi", "Walk/v_Walk_g01_c01.avi\x00", "Walk/ v.avi"])
-_labels = st.sampled_from(["1", "2", "0", "3", "-1", "01", "99999999999999999999", "walk", "Walk", "", " ", "١"])
+    [
+        "Walk/v_Walk_g01_c01.avi",
+        "walk\\V_WALK_G01_C01.AVI",
+        "/etc/passwd",
+        "../x.avi",
+        "Walk/../../x.avi",
+        "C:\\x.avi",
+        "\\\\host\\share\\x.avi",
+        "Walk/v_Walk_g01_c01.avi\x00",
+        "Walk/ v.avi",
+    ]
+)
+_labels = st.sampled_from(
+    ["1", "2", "0", "3", "-1", "01", "99999999999999999999", "walk", "Walk", "", " ", "١"]
+)
 _separators = st.sampled_from([" ", ",", "\t", "  ", ", ", ";", ""])
 _line = st.tuples(_entries, _separators, _labels).map("".join) | st.text(max_size=40)
 _listing = st.lists(_line, max_size=8).map("\n".join) | st.text(max_size=300)
@@ -110,29 +125,114 @@ def test_annotation_lists_never_crash(scratch, root, content, given_classes):
 
 
 def test_missing_lists_are_file_not_found(tmp_path, root):
-    for read in (read_class_index, lambda p: read_split_list(p, root, CLASSES), lambda p: read_annotations(p, root, None)):
+    for read in (
+        read_class_index,
+        lambda p: read_split_list(p, root, CLASSES),
+        lambda p: read_annotations(p, root, None),
+    ):
         with pytest.raises(FileNotFoundError, match="absent.txt"):
             read(tmp_path / "absent.txt")
 
 
 # --- configs ---------------------------------------------------------------------------------------------------
 
-_keys = st.sampled_from(["data", "sampler", "transform", "model", "optim", "train", "data.root", "data.num_workers",
-                         "sampler.num_frames", "transform.mean", "model.head", "model.width", "optim.lr", "train.epochs",
-                         "train.batch_size", "model.attention_stages", "data.classes", "nonsense", "data.nonsense",
-                         "optim.lr.x", "", ".", "..", "a..b"])
-_values = st.sampled_from(["3", "-1", "0", "0.5", "1e400", ".nan", "-.inf", "true", "null", "~", "[1, 2]", "[]", "{}",
-                           "{a: 1}", "[[[[]]]]", "'x'", '"', "[", "{", "!!binary aGk=", "!!python/object:os.system x",
-                           "&a [*a]", "2001-01-01", "0x10", "0o7", "1_000", "é", ""])
-_override = st.tuples(_keys, st.sampled_from(["=", "==", " = ", ""]), _values).map("".join) | st.text(max_size=40)
+_keys = st.sampled_from(
+    [
+        "data",
+        "sampler",
+        "transform",
+        "model",
+        "optim",
+        "train",
+        "data.root",
+        "data.num_workers",
+        "sampler.num_frames",
+        "transform.mean",
+        "model.head",
+        "model.width",
+        "optim.lr",
+        "train.epochs",
+        "train.batch_size",
+        "model.attention_stages",
+        "data.classes",
+        "nonsense",
+        "data.nonsense",
+        "optim.lr.x",
+        "",
+        ".",
+        "..",
+        "a..b",
+    ]
+)
+_values = st.sampled_from(
+    [
+        "3",
+        "-1",
+        "0",
+        "0.5",
+        "1e400",
+        ".nan",
+        "-.inf",
+        "true",
+        "null",
+        "~",
+        "[1, 2]",
+        "[]",
+        "{}",
+        "{a: 1}",
+        "[[[[]]]]",
+        "'x'",
+        '"',
+        "[",
+        "{",
+        "!!binary aGk=",
+        "!!python/object:os.system x",
+        "&a [*a]",
+        "2001-01-01",
+        "0x10",
+        "0o7",
+        "1_000",
+        "é",
+        "",
+    ]
+)
+_override = st.tuples(_keys, st.sampled_from(["=", "==", " = ", ""]), _values).map("".join) | st.text(
+    max_size=40
+)
 
-_yaml_scalars = st.sampled_from(["1", "0.5", "-3", "true", "null", "abc", "[1, 2]", "{}", "[a, b]", "1e400", "'s'",
-                                 "!!float 1", "!!str 1", "*x", "&x 1"])
+_yaml_scalars = st.sampled_from(
+    [
+        "1",
+        "0.5",
+        "-3",
+        "true",
+        "null",
+        "abc",
+        "[1, 2]",
+        "{}",
+        "[a, b]",
+        "1e400",
+        "'s'",
+        "!!float 1",
+        "!!str 1",
+        "*x",
+        "&x 1",
+    ]
+)
 _yaml_mapping = st.lists(st.tuples(_keys, _yaml_scalars), max_size=5).map(
-    lambda items: "\n".join(f"{k}: {v}" for k, v in items))
-_yaml_nested = st.lists(st.tuples(st.sampled_from(["data", "model", "optim", "train", "sampler", "bogus"]),
-                                  st.lists(st.tuples(_keys, _yaml_scalars), max_size=3)), max_size=3).map(
-    lambda sections: "\n".join(f"{s}:\n" + "\n".join(f"  {k}: {v}" for k, v in fields) for s, fields in sections))
+    lambda items: "\n".join(f"{k}: {v}" for k, v in items)
+)
+_yaml_nested = st.lists(
+    st.tuples(
+        st.sampled_from(["data", "model", "optim", "train", "sampler", "bogus"]),
+        st.lists(st.tuples(_keys, _yaml_scalars), max_size=3),
+    ),
+    max_size=3,
+).map(
+    lambda sections: "\n".join(
+        f"{s}:\n" + "\n".join(f"  {k}: {v}" for k, v in fields) for s, fields in sections
+    )
+)
 _yaml_text = _yaml_mapping | _yaml_nested | st.text(max_size=200)
 
 
@@ -166,8 +266,10 @@ def test_set_overrides_never_crash(override):
         key = override.split("=", 1)[0].strip()
         named = [part for part in key.split(".") if part]
         message = str(error)
-        assert any(text in message for text in (override, repr(override), *named, *map(repr, named))), (override,
-                                                                                                         message)
+        assert any(text in message for text in (override, repr(override), *named, *map(repr, named))), (
+            override,
+            message,
+        )
         return
     assert isinstance(cfg, Config)
 

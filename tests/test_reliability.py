@@ -30,11 +30,15 @@ import numpy as np
 import pytest
 from conftest import REAL_CLIPS, coded_frames, tiny_overrides
 
-import behavior.check as check_module
-import behavior.video as video_module
+import behavior.tools.check as check_module
 from behavior.cli import main
-from behavior.splits import RootIndex, SplitFileError, read_annotations, read_split_list
-from behavior.video import MAX_FRAME_PIXELS, Video, VideoError, write_video
+from behavior.data.decord_reader import DecordReader
+from behavior.data.pyav_reader import PyAVReader
+from behavior.data.splits import RootIndex, read_annotations, read_split_list
+from behavior.data.video import Video
+from behavior.data.video_info import MAX_FRAME_PIXELS
+from behavior.data.writer import write_video
+from behavior.errors import SplitFileError, VideoError
 
 CLASSES = ["walk", "run", "wave", "sit_down", "stand_up"]  # the classes of tiny_synth and tiny_run
 
@@ -123,8 +127,9 @@ def write_size_bomb(source_mp4: Path, path: Path, width: int, height: int) -> Pa
     data = bytearray(source_mp4.read_bytes())
     avcc = data.index(b"avcC") + 4
     length = struct.unpack(">H", data[avcc + 6 : avcc + 8])[0]
-    data[avcc + 8 : avcc + 8 + length] = _rewrite_sps(bytes(data[avcc + 8 : avcc + 8 + length]), width // 16,
-                                                      height // 16)
+    data[avcc + 8 : avcc + 8 + length] = _rewrite_sps(
+        bytes(data[avcc + 8 : avcc + 8 + length]), width // 16, height // 16
+    )
     struct.pack_into(">HH", data, data.index(b"avc1") + 4 + 24, width, height)  # the sample entry's size
     tkhd = data.index(b"tkhd") - 4
     size = struct.unpack(">I", data[tkhd : tkhd + 4])[0]
@@ -184,7 +189,12 @@ def build_corpus(folder: Path) -> dict[str, Case]:
         Case("vidéo été 01.mp4", "non-ASCII name with spaces (valid)", "ok"),
         Case("single-frame.mp4", "1-frame video (valid)", "ok"),
         Case("audio-only.mp4", "audio only (AAC), no video stream", "error", "no video stream"),
-        Case("bomb-12000x12000.mp4", "declares 12000x12000 frames (size bomb)", "error", "declares 12000x12000 frames"),
+        Case(
+            "bomb-12000x12000.mp4",
+            "declares 12000x12000 frames (size bomb)",
+            "error",
+            "declares 12000x12000 frames",
+        ),
         Case("wide-16000x16.mp4", "16000x16 frames (valid, extreme aspect)", "ok"),
         Case("cut10.mp4", "synthetic MP4 cut at 10 %", "error", "cannot be read"),
         Case("cut50.mp4", "synthetic MP4 cut at 50 % (index at the end: lost)", "error", "cannot be read"),
@@ -213,11 +223,22 @@ def build_corpus(folder: Path) -> dict[str, Case]:
     write_video(folder / "wide-16000x16.mp4", wide, fps=10)
     if (REAL_CLIPS / "MANIFEST.tsv").is_file():
         cases += [
-            Case("real-cut50-weightlifting.mp4", "real MP4 (index first) cut at 50 %", "prefix", source_frames=355),
-            Case("real-cut60-tai-chi.mp4", "real MP4 (index at the end) cut at 60 %", "error", "cannot be read"),
+            Case(
+                "real-cut50-weightlifting.mp4",
+                "real MP4 (index first) cut at 50 %",
+                "prefix",
+                source_frames=355,
+            ),
+            Case(
+                "real-cut60-tai-chi.mp4", "real MP4 (index at the end) cut at 60 %", "error", "cannot be read"
+            ),
             Case("real-cut50-archery.avi", "real AVI (XVID + mp3) cut at 50 %", "prefix", source_frames=131),
         ]
-        cut(REAL_CLIPS / "activitynet_v_GGSY1Qvo990_weightlifting.mp4", folder / "real-cut50-weightlifting.mp4", 0.5)
+        cut(
+            REAL_CLIPS / "activitynet_v_GGSY1Qvo990_weightlifting.mp4",
+            folder / "real-cut50-weightlifting.mp4",
+            0.5,
+        )
         cut(REAL_CLIPS / "stgcn_tai_chi_kinetics.mp4", folder / "real-cut60-tai-chi.mp4", 0.6)
         cut(REAL_CLIPS / "paddlevideo_example_archery_kinetics.avi", folder / "real-cut50-archery.avi", 0.5)
     shutil.rmtree(scratch)
@@ -235,8 +256,14 @@ def snapshot(folder: Path) -> dict[str, tuple]:
             if stat.S_ISREG(info.st_mode) and os.access(path, os.R_OK):
                 digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
             link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else None
-            entries[str(path.relative_to(folder))] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode),
-                                                     info.st_size, info.st_mtime_ns, digest, link)
+            entries[str(path.relative_to(folder))] = (
+                stat.S_IFMT(info.st_mode),
+                stat.S_IMODE(info.st_mode),
+                info.st_size,
+                info.st_mtime_ns,
+                digest,
+                link,
+            )
     return entries
 
 
@@ -319,7 +346,9 @@ def _error_matches(case: Case, path_name: str, error: str) -> bool:
 
 def test_check_reports_every_bad_file_and_passes_the_valid_odd_ones(corpus, tmp_path, capsys):
     report = tmp_path / "report.json"
-    assert main(["check", str(corpus.folder), "--json", str(report), "--workers", "2", "--timeout", "60"]) == 3
+    assert (
+        main(["check", str(corpus.folder), "--json", str(report), "--workers", "2", "--timeout", "60"]) == 3
+    )
     entries = {Path(v["path"]).name: v for v in json.loads(report.read_text())["videos"]}
     assert set(entries) == corpus.names("ok", "prefix", "error")  # the folder named x.mp4 is a folder
     for name, case in corpus.cases.items():
@@ -359,8 +388,17 @@ def test_training_skips_and_counts_every_bad_file_or_stops_naming_it(bad_root, t
     assert "2 listed videos are missing from disk" in out and "walk/x.mp4" in out
     bad_root.assert_untouched()
 
-    assert main(_train_args(bad_root.data, tmp_path / "stops", tmp_path / "none.yaml", **{"data.on_error": "raise",
-                                                                                            "data.num_workers": 2})) == 2
+    assert (
+        main(
+            _train_args(
+                bad_root.data,
+                tmp_path / "stops",
+                tmp_path / "none.yaml",
+                **{"data.on_error": "raise", "data.num_workers": 2},
+            )
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "behavior train: error: " in err and "Traceback" not in err
     assert any(f"walk/{name}: " in err for name in errors) and "data.on_error=raise" in err
@@ -372,8 +410,19 @@ def test_evaluation_refuses_a_split_with_bad_files_unless_allowed(tiny_run, bad_
     errors = {n for n, c in bad_root.cases.items() if c.outcome == "error"}
     readable = {n for n, c in bad_root.cases.items() if c.outcome in ("ok", "prefix")}
     out = tmp_path / "eval"
-    args = ["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--data", str(bad_root.data / "videos"),
-            "--splits", str(bad_root.data / "splits"), "--out", str(out), "--workers", "2"]
+    args = [
+        "evaluate",
+        "--checkpoint",
+        str(tiny_run / "best.pt"),
+        "--data",
+        str(bad_root.data / "videos"),
+        "--splits",
+        str(bad_root.data / "splits"),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
     assert main(args) == 3
     err = capsys.readouterr().err
     assert "refused" in err and "--allow-failed" in err and "Traceback" not in err
@@ -382,19 +431,45 @@ def test_evaluation_refuses_a_split_with_bad_files_unless_allowed(tiny_run, bad_
     assert main([*args, "--allow-failed"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert {Path(f["path"]).name for f in metrics["failed"]} == errors
-    assert metrics["num_missing"] == 2 and all("walk/x.mp4" in m["path"] for m in metrics["missing"])  # both lists
+    assert metrics["num_missing"] == 2 and all(
+        "walk/x.mp4" in m["path"] for m in metrics["missing"]
+    )  # both lists
     assert metrics["num_scored"] == bad_root.num_good_test + len(readable)
     bad_root.assert_untouched()
-    record_figures("evaluate", {"refused_exit": 3, "failed": len(errors), "missing": 2,
-                                "scored_with_allow_failed": metrics["num_scored"]})
+    record_figures(
+        "evaluate",
+        {
+            "refused_exit": 3,
+            "failed": len(errors),
+            "missing": 2,
+            "scored_with_allow_failed": metrics["num_scored"],
+        },
+    )
 
 
-def test_predict_writes_an_error_row_per_bad_file_and_predicts_every_good_one(tiny_run, corpus, tmp_path, capsys):
-    from behavior.predict import read_rows
+def test_predict_writes_an_error_row_per_bad_file_and_predicts_every_good_one(
+    tiny_run, corpus, tmp_path, capsys
+):
+    from behavior.tools.rows import read_rows
 
     out = tmp_path / "predictions.csv"
-    assert main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(corpus.folder), "--out", str(out),
-                 "--workers", "2", "--batch-size", "4"]) == 3
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(tiny_run / "best.pt"),
+                str(corpus.folder),
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 3
+    )
     rows = read_rows(out)
     by_name = {Path(r["path"]).name: r for r in rows}
     assert len(rows) == len(by_name) and set(by_name) == corpus.names("ok", "prefix", "error")
@@ -413,8 +488,15 @@ def test_predict_writes_an_error_row_per_bad_file_and_predicts_every_good_one(ti
 def test_live_mode_ends_cleanly_on_every_bad_source(tiny_run, corpus, tmp_path, capsys):
     outcomes = {}
     for name, case in corpus.cases.items():
-        args = ["live", "--checkpoint", str(tiny_run / "best.pt"), "--source", str(corpus.folder / name),
-                "--out", str(tmp_path / "annotated.mp4")]
+        args = [
+            "live",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            "--source",
+            str(corpus.folder / name),
+            "--out",
+            str(tmp_path / "annotated.mp4"),
+        ]
         if case.outcome in ("ok", "prefix"):
             args += ["--max-frames", "12"]
         status = main(args)
@@ -425,17 +507,22 @@ def test_live_mode_ends_cleanly_on_every_bad_source(tiny_run, corpus, tmp_path, 
             outcomes[name] = "ok" if "the stream stopped" not in text.err else "ends at the cut, exit 0"
         else:
             lines = text.err.strip().splitlines()
-            assert status == 2 and len(lines) == 1 and lines[0].startswith("behavior live: error: "), (name, text.err)
+            assert status == 2 and len(lines) == 1 and lines[0].startswith("behavior live: error: "), (
+                name,
+                text.err,
+            )
             assert name in lines[0], (name, lines)
             outcomes[name] = "exit 2"
     corpus.assert_untouched()
     record_figures("live", outcomes)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="runs as root: chmod 000 does not stop "
-                    "root from reading, so an unreadable file cannot be made")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="runs as root: chmod 000 does not stop root from reading, so an unreadable file cannot be made",
+)
 def test_a_file_without_read_permission_is_reported_everywhere(tiny_run, tmp_path, capsys):
-    from behavior.predict import read_rows
+    from behavior.tools.rows import read_rows
 
     (tmp_path / "in").mkdir()
     locked = write_video(tmp_path / "in" / "locked.mp4", coded_frames(10), fps=10)
@@ -443,24 +530,53 @@ def test_a_file_without_read_permission_is_reported_everywhere(tiny_run, tmp_pat
     try:
         assert main(["check", str(locked), "--workers", "1"]) == 3
         assert "locked.mp4" in capsys.readouterr().out
-        assert main(["predict", "--checkpoint", str(tiny_run / "best.pt"), str(locked.parent), "--out",
-                     str(tmp_path / "p.csv"), "--workers", "0"]) == 3
+        assert (
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(tiny_run / "best.pt"),
+                    str(locked.parent),
+                    "--out",
+                    str(tmp_path / "p.csv"),
+                    "--workers",
+                    "0",
+                ]
+            )
+            == 3
+        )
         row = read_rows(tmp_path / "p.csv")[0]
-        assert row["status"] == "error" and "permission denied" in row["error"] and "locked.mp4" in row["error"]
-        assert main(["live", "--checkpoint", str(tiny_run / "best.pt"), "--source", str(locked), "--out",
-                     str(tmp_path / "o.mp4")]) == 2
+        assert (
+            row["status"] == "error" and "permission denied" in row["error"] and "locked.mp4" in row["error"]
+        )
+        assert (
+            main(
+                [
+                    "live",
+                    "--checkpoint",
+                    str(tiny_run / "best.pt"),
+                    "--source",
+                    str(locked),
+                    "--out",
+                    str(tmp_path / "o.mp4"),
+                ]
+            )
+            == 2
+        )
         assert "locked.mp4" in capsys.readouterr().err
     finally:
         locked.chmod(0o644)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv, to run the commands as the unprivileged user nobody")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv, to run the commands as the unprivileged user nobody",
+)
 def test_a_file_without_read_permission_is_reported_everywhere_as_an_unprivileged_user(tiny_run):
     """The same as above where the tests run as root (CI does): the commands run as nobody (uid 65534)."""
     import tempfile
 
-    from behavior.predict import read_rows
+    from behavior.tools.rows import read_rows
 
     shared = Path(tempfile.mkdtemp(prefix="behavior-permission-"))  # pytest's own tmp folders are root-only
     try:
@@ -473,23 +589,47 @@ def test_a_file_without_read_permission_is_reported_everywhere_as_an_unprivilege
         env = {**os.environ, "HOME": str(shared), "MPLCONFIGDIR": str(shared / "mpl"), "OMP_NUM_THREADS": "1"}
 
         def as_nobody(*args: str, program: str = "behavior") -> subprocess.CompletedProcess:
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                       str(Path(sys.executable).with_name(program)), *args]
+            command = [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                str(Path(sys.executable).with_name(program)),
+                *args,
+            ]
             return subprocess.run(command, capture_output=True, text=True, env=env, cwd=shared, timeout=300)
 
         # check's per-video job, in-process: multiprocessing's semaphores are not available to nobody in every
         # sandbox, and the pool is not what is tested here
-        checked = as_nobody("-c", "import json, sys; from behavior.check import inspect_video; "
-                            "print(json.dumps(inspect_video(sys.argv[1])))", str(locked), program="python")
+        checked = as_nobody(
+            "-c",
+            "import json, sys; from behavior.tools.check import inspect_video; "
+            "print(json.dumps(inspect_video(sys.argv[1])))",
+            str(locked),
+            program="python",
+        )
         report = json.loads(checked.stdout.strip().splitlines()[-1])
-        assert not report["ok"] and "permission denied" in report["error"] and "locked.mp4" in report["error"], report
-        predicted = as_nobody("predict", "--checkpoint", str(checkpoint), str(locked.parent), "--out",
-                              str(shared / "p.csv"), "--workers", "0")
+        assert (
+            not report["ok"] and "permission denied" in report["error"] and "locked.mp4" in report["error"]
+        ), report
+        predicted = as_nobody(
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            str(locked.parent),
+            "--out",
+            str(shared / "p.csv"),
+            "--workers",
+            "0",
+        )
         assert predicted.returncode == 3, predicted.stderr
         row = read_rows(shared / "p.csv")[0]
-        assert row["status"] == "error" and "permission denied" in row["error"] and "locked.mp4" in row["error"]
-        live = as_nobody("live", "--checkpoint", str(checkpoint), "--source", str(locked), "--out",
-                         str(shared / "o.mp4"))
+        assert (
+            row["status"] == "error" and "permission denied" in row["error"] and "locked.mp4" in row["error"]
+        )
+        live = as_nobody(
+            "live", "--checkpoint", str(checkpoint), "--source", str(locked), "--out", str(shared / "o.mp4")
+        )
         assert live.returncode == 2 and "locked.mp4" in live.stderr, live.stderr
     finally:
         shutil.rmtree(shared, ignore_errors=True)
@@ -525,18 +665,25 @@ def test_check_cuts_off_a_decoder_that_stalls(stall_folder, monkeypatch):
     seconds = time.perf_counter() - started
     by_name = {Path(v.path).name: v for v in report.videos}
     stalled = by_name["3-stall.mp4"]
-    assert not stalled.ok and "stalled: no result within 8 s" in stalled.error and "3-stall.mp4" in stalled.error
+    assert (
+        not stalled.ok and "stalled: no result within 8 s" in stalled.error and "3-stall.mp4" in stalled.error
+    )
     assert all(v.ok for name, v in by_name.items() if name != "3-stall.mp4") and len(by_name) == 5
     assert seconds < 60
     record_figures("stall_check", {"timeout_s": 8.0, "seconds": round(seconds, 1), "videos": len(by_name)})
 
 
-@pytest.mark.skipif(__import__("multiprocessing").get_start_method() != "fork",
-                    reason="the stall is patched into this process; DataLoader workers inherit it only when forked")
-def test_predict_cuts_off_a_decoder_that_stalls_and_predicts_the_rest(tiny_run, stall_folder, tmp_path, monkeypatch):
-    from behavior.predict import predict, read_rows
+@pytest.mark.skipif(
+    __import__("multiprocessing").get_start_method() != "fork",
+    reason="the stall is patched into this process; DataLoader workers inherit it only when forked",
+)
+def test_predict_cuts_off_a_decoder_that_stalls_and_predicts_the_rest(
+    tiny_run, stall_folder, tmp_path, monkeypatch
+):
+    from behavior.tools.predict import predict
+    from behavior.tools.rows import read_rows
 
-    for backend in (video_module._DecordBackend, video_module._PyAVBackend):
+    for backend in (DecordReader, PyAVReader):
         real = backend.get_frames
 
         def stalls(self, indices, real=real):
@@ -555,8 +702,10 @@ def test_predict_cuts_off_a_decoder_that_stalls_and_predicts_the_rest(tiny_run, 
     assert stalled["status"] == "error" and "stalled: no result within 2 s" in stalled["error"]
     assert all(r["status"] == "ok" for name, r in rows.items() if name != "3-stall.mp4")
     assert seconds < 60
-    record_figures("stall_predict", {"timeout_s": 2.0, "batch_size": 2, "seconds": round(seconds, 1),
-                                     "videos": len(rows)})
+    record_figures(
+        "stall_predict",
+        {"timeout_s": 2.0, "batch_size": 2, "seconds": round(seconds, 1), "videos": len(rows)},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -570,37 +719,50 @@ def test_a_size_bomb_is_refused_before_it_is_decoded(corpus):
     Each backend reads it in a fresh process, whose peak resident memory (VmHWM) belongs to this read alone."""
     bomb = corpus.folder / "bomb-12000x12000.mp4"
     assert 12000 * 12000 > MAX_FRAME_PIXELS
-    code = ("import re, sys\nfrom behavior.video import Video, VideoError\ntry:\n"
-            "    Video(sys.argv[1], backend=sys.argv[2], short_side=36).get_frames(range(8))\n    print('decoded')\n"
-            "except VideoError as exc:\n    print(exc)\n"
-            "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024)")
+    code = (
+        "import re, sys\nfrom behavior.data.video import Video\nfrom behavior.errors import VideoError\ntry:\n"
+        "    Video(sys.argv[1], backend=sys.argv[2], short_side=36).get_frames(range(8))\n    print('decoded')\n"
+        "except VideoError as exc:\n    print(exc)\n"
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024)"
+    )
     peaks = {}
     for backend in ("auto", "decord", "pyav"):
-        result = subprocess.run([sys.executable, "-c", code, str(bomb), backend], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(bomb), backend], capture_output=True, text=True, timeout=120
+        )
         lines = result.stdout.strip().splitlines()
         assert len(lines) == 2, result.stderr[-2000:]
         assert "declares 12000x12000 frames" in lines[0] and str(bomb) in lines[0], lines[0]
         peaks[backend] = int(lines[1])
     # ffmpeg's own header probe (avformat_find_stream_info) decodes one frame, ~0.4 GB here; nothing beyond it
     assert max(peaks.values()) < 1024, peaks
-    record_figures("size_bomb", {"declared": "12000x12000", "file_kb": bomb.stat().st_size // 1024,
-                                 "peak_rss_mb": peaks})
+    record_figures(
+        "size_bomb", {"declared": "12000x12000", "file_kb": bomb.stat().st_size // 1024, "peak_rss_mb": peaks}
+    )
 
 
 def test_two_hundred_reads_with_bad_files_between_do_not_grow_memory(corpus):
     import psutil
 
-    from behavior.datasets import ClipDataset, SafeClips
-    from behavior.sampling import SamplerConfig
-    from behavior.splits import VideoSample
-    from behavior.transforms import ClipTransform, TransformConfig
+    from behavior.config import SamplerConfig, TransformConfig
+    from behavior.data.datasets import ClipDataset, SafeClips
+    from behavior.data.splits import VideoSample
+    from behavior.data.transforms import ClipTransform
+    from behavior.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
     names = sorted(corpus.names("ok", "prefix", "error") - {"bomb-12000x12000.mp4"})
     samples = [VideoSample(str(corpus.folder / name), 0) for name in names]
-    clips = SafeClips(ClipDataset(samples, SamplerConfig(num_frames=4), ClipTransform(TransformConfig(resize=36, crop=32),
-                                                                                       train=True), train=True,
-                                  decode_short_side=36))
+    clips = SafeClips(
+        ClipDataset(
+            samples,
+            SamplerConfig(num_frames=4),
+            ClipTransform(
+                TransformConfig(resize=36, crop=32, mean=IMAGENET_MEAN, std=IMAGENET_STD), train=True
+            ),
+            train=True,
+            decode_short_side=36,
+        )
+    )
     process = psutil.Process()
     rss = []
     for i in range(200):
@@ -610,8 +772,16 @@ def test_two_hundred_reads_with_bad_files_between_do_not_grow_memory(corpus):
     warm = 2 * len(clips)  # every file read twice first: decoders, allocator and transform caches settle
     growth = max(rss[warm:]) - rss[warm]
     assert growth < 20, f"RSS grew {growth:.1f} MB over {200 - warm} reads"
-    record_figures("memory_fast", {"reads": 200, "warm_up_reads": warm, "files": len(names),
-                                   "rss_growth_mb": round(growth, 1), "rss_mb": round(rss[-1])})
+    record_figures(
+        "memory_fast",
+        {
+            "reads": 200,
+            "warm_up_reads": warm,
+            "files": len(names),
+            "rss_growth_mb": round(growth, 1),
+            "rss_mb": round(rss[-1]),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -619,8 +789,19 @@ def test_two_hundred_reads_with_bad_files_between_do_not_grow_memory(corpus):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("entry", ["/etc/passwd", "../outside.mp4", "walk/../../outside.mp4", "walk\\..\\..\\x.mp4",
-                                   "C:\\videos\\x.mp4", "c:x.mp4", "\\\\server\\share\\x.mp4", "walk/\x00.mp4"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "/etc/passwd",
+        "../outside.mp4",
+        "walk/../../outside.mp4",
+        "walk\\..\\..\\x.mp4",
+        "C:\\videos\\x.mp4",
+        "c:x.mp4",
+        "\\\\server\\share\\x.mp4",
+        "walk/\x00.mp4",
+    ],
+)
 def test_split_and_annotation_entries_outside_the_root_are_refused(ucf_root, tmp_path, entry):
     root, _ = ucf_root
     index, classes = RootIndex(root), ["Walk", "HandstandPushups"]
@@ -629,7 +810,7 @@ def test_split_and_annotation_entries_outside_the_root_are_refused(ucf_root, tmp
     with pytest.raises(SplitFileError, match=r"trainlist01.txt:2: .*(absolute|outside)"):
         read_split_list(listing, index, classes)
     annotations = tmp_path / "train.csv"
-    annotations.write_text(f"path,label\nWalk/v_Walk_g01_c01.avi,Walk\n\"{entry}\",Walk\n")
+    annotations.write_text(f'path,label\nWalk/v_Walk_g01_c01.avi,Walk\n"{entry}",Walk\n')
     with pytest.raises(SplitFileError, match=r"train.csv:3: .*(absolute|outside)"):
         read_annotations(annotations, index, classes)
 
@@ -663,4 +844,6 @@ def test_the_video_reader_names_each_bad_file(corpus):
         else:
             with pytest.raises(VideoError) as error, Video(path) as video:
                 video.get_frames(range(video.info.num_frames))
-            assert name in str(error.value) and (case.outcome == "folder" or re.search(case.reason, str(error.value)))
+            assert name in str(error.value) and (
+                case.outcome == "folder" or re.search(case.reason, str(error.value))
+            )

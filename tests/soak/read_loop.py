@@ -15,10 +15,11 @@ import psutil
 import torch
 from torch.utils.data import DataLoader
 
-from behavior.datasets import ClipDataset, SafeClips, collate_clips
-from behavior.sampling import SamplerConfig
-from behavior.splits import VideoSample, find_videos
-from behavior.transforms import ClipTransform, TransformConfig
+from behavior.config import SamplerConfig, TransformConfig
+from behavior.data.datasets import ClipDataset, SafeClips, collate_clips
+from behavior.data.splits import VideoSample, find_videos
+from behavior.data.transforms import ClipTransform
+from behavior.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 def tree_rss_mb(process: psutil.Process) -> tuple[float, int]:
@@ -34,11 +35,22 @@ def tree_rss_mb(process: psutil.Process) -> tuple[float, int]:
 
 def main(folder: str, num_reads: int) -> None:
     videos = find_videos(folder)
-    dataset = ClipDataset([VideoSample(str(p), 0) for p in videos], SamplerConfig(num_frames=8),
-                          ClipTransform(TransformConfig(resize=36, crop=32), train=True), train=True,
-                          decode_short_side=36)
-    loader = DataLoader(SafeClips(dataset), batch_size=10, shuffle=True, num_workers=2, persistent_workers=True,
-                        collate_fn=collate_clips, generator=torch.Generator().manual_seed(0))
+    dataset = ClipDataset(
+        [VideoSample(str(p), 0) for p in videos],
+        SamplerConfig(num_frames=8),
+        ClipTransform(TransformConfig(resize=36, crop=32, mean=IMAGENET_MEAN, std=IMAGENET_STD), train=True),
+        train=True,
+        decode_short_side=36,
+    )
+    loader = DataLoader(
+        SafeClips(dataset),
+        batch_size=10,
+        shuffle=True,
+        num_workers=2,
+        persistent_workers=True,
+        collate_fn=collate_clips,
+        generator=torch.Generator().manual_seed(0),
+    )
     process = psutil.Process()
     reads, epoch, samples, started = 0, 0, [], time.perf_counter()
     while reads < num_reads:
@@ -47,8 +59,17 @@ def main(folder: str, num_reads: int) -> None:
             reads += len(batch.index) + len(batch.failures)
             samples.append((reads, *tree_rss_mb(process)))
         epoch += 1
-    print(json.dumps({"reads": reads, "epochs": epoch, "videos": len(videos), "samples": samples,
-                      "seconds": time.perf_counter() - started}))
+    print(
+        json.dumps(
+            {
+                "reads": reads,
+                "epochs": epoch,
+                "videos": len(videos),
+                "samples": samples,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

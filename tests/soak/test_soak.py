@@ -23,7 +23,8 @@ import pytest
 import torch
 from conftest import tiny_overrides
 
-from behavior.checkpoint import CheckpointError, load_checkpoint
+from behavior.engine.checkpoint import load_checkpoint
+from behavior.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(os.environ.get("BEHAVIOR_SOAK_RESULTS", REPO / "runs" / "soak" / "results.json"))
@@ -34,8 +35,11 @@ EPOCHS = 3
 
 def record(section: str, figures: dict) -> None:
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    data[section] = {**figures, "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"}
+    data[section] = {
+        **figures,
+        "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}",
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
@@ -69,7 +73,9 @@ def _finish(process: subprocess.Popen, timeout: float = 600) -> int:
 
 
 def _train_command(synth: Path, out: Path, config: Path, resume: bool) -> list[str]:
-    command = [BEHAVIOR, "train", "--config", str(config), "--out", str(out)] + (["--resume"] if resume else [])
+    command = [BEHAVIOR, "train", "--config", str(config), "--out", str(out)] + (
+        ["--resume"] if resume else []
+    )
     for item in tiny_overrides(synth, **{"train.epochs": EPOCHS, "data.num_workers": 2, "train.threads": 1}):
         command += ["--set", item]
     return command
@@ -112,7 +118,9 @@ def test_training_killed_at_random_moments_resumes_to_the_same_weights(tiny_synt
     config.write_text("{}\n")
     started = time.perf_counter()
     reference = tmp_path / "reference"
-    assert _finish(_start(_train_command(tiny_synth, reference, config, False), tmp_path / "reference.log")) == 0
+    assert (
+        _finish(_start(_train_command(tiny_synth, reference, config, False), tmp_path / "reference.log")) == 0
+    )
     reference_seconds = time.perf_counter() - started
     expected = load_checkpoint(reference / "last.pt")["model"]
     expected_best = load_checkpoint(reference / "best.pt")["model"]
@@ -130,7 +138,9 @@ def test_training_killed_at_random_moments_resumes_to_the_same_weights(tiny_synt
         for moment in moments:
             resume = (run / "last.pt").exists()
             process = _start(_train_command(tiny_synth, run, config, resume), log)
-            when = _kill_at(process, run, moment if kind == "random" else None, moment if kind == "write" else None)
+            when = _kill_at(
+                process, run, moment if kind == "random" else None, moment if kind == "write" else None
+            )
             landed.append(when)
             if when == "done":
                 continue
@@ -143,17 +153,37 @@ def test_training_killed_at_random_moments_resumes_to_the_same_weights(tiny_synt
         same = all(torch.equal(expected[k], final["model"][k]) for k in expected)
         best = load_checkpoint(run / "best.pt")["model"] if (run / "best.pt").exists() else None
         same_best = best is not None and all(torch.equal(expected_best[k], best[k]) for k in expected_best)
-        rows = [(r["epoch"], r["split"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+        rows = [
+            (r["epoch"], r["split"])
+            for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        ]
         temporary = [p.name for p in run.glob(".*.tmp")]
         leftovers += len(temporary)
         lost += (not same) + (not same_best)
-        trials.append({"kind": kind, "kills": landed, "same_last": same, "same_best": same_best,
-                       "log_rows_ok": rows == expected_rows, "temporary_files_left": temporary})
+        trials.append(
+            {
+                "kind": kind,
+                "kills": landed,
+                "same_last": same,
+                "same_best": same_best,
+                "log_rows_ok": rows == expected_rows,
+                "temporary_files_left": temporary,
+            }
+        )
         shutil.rmtree(run)
-    record("train_kills", {"trials": len(trials), "kills": kills, "reference_seconds": round(reference_seconds, 1),
-                           "checkpoints_unloadable_after_a_kill": len(broken_after_kill),
-                           "runs_not_reaching_the_reference_weights": lost, "temporary_files_left": leftovers,
-                           "seed": SEED, "details": trials})
+    record(
+        "train_kills",
+        {
+            "trials": len(trials),
+            "kills": kills,
+            "reference_seconds": round(reference_seconds, 1),
+            "checkpoints_unloadable_after_a_kill": len(broken_after_kill),
+            "runs_not_reaching_the_reference_weights": lost,
+            "temporary_files_left": leftovers,
+            "seed": SEED,
+            "details": trials,
+        },
+    )
     assert kills >= 5 and not broken_after_kill, broken_after_kill
     assert all(t["same_last"] and t["same_best"] and t["log_rows_ok"] for t in trials), trials
 
@@ -164,7 +194,7 @@ def test_training_killed_at_random_moments_resumes_to_the_same_weights(tiny_synt
 
 
 def _rows(path: Path) -> list[dict]:
-    from behavior.predict import read_rows
+    from behavior.tools.rows import read_rows
 
     return read_rows(path)
 
@@ -179,8 +209,19 @@ def test_predict_killed_at_random_moments_loses_and_repeats_no_row(tiny_run, tin
     assert len(expected_paths) == 40
 
     def command(out: Path) -> list[str]:
-        return [BEHAVIOR, "predict", "--checkpoint", str(tiny_run / "best.pt"), str(folder), "--out", str(out),
-                "--workers", "2", "--batch-size", "4"]
+        return [
+            BEHAVIOR,
+            "predict",
+            "--checkpoint",
+            str(tiny_run / "best.pt"),
+            str(folder),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--batch-size",
+            "4",
+        ]
 
     started = time.perf_counter()
     reference = tmp_path / "reference.csv"
@@ -210,11 +251,21 @@ def test_predict_killed_at_random_moments_loses_and_repeats_no_row(tiny_run, tin
         missing += len(set(expected_paths) - set(paths))
         differing += sum((r["label"], float(r["score"])) != truth[r["path"]] for r in rows)
         trials.append({"output": out.suffix, "kills": landed, "rows": len(rows)})
-    record("predict_kills", {"trials": len(trials), "kills": kills, "videos": len(expected_paths),
-                             "reference_seconds": round(reference_seconds, 1), "rows_lost": lost,
-                             "rows_duplicated": duplicated, "rows_missing": missing,
-                             "rows_differing_from_an_uninterrupted_run": differing, "seed": SEED + 1,
-                             "details": trials})
+    record(
+        "predict_kills",
+        {
+            "trials": len(trials),
+            "kills": kills,
+            "videos": len(expected_paths),
+            "reference_seconds": round(reference_seconds, 1),
+            "rows_lost": lost,
+            "rows_duplicated": duplicated,
+            "rows_missing": missing,
+            "rows_differing_from_an_uninterrupted_run": differing,
+            "seed": SEED + 1,
+            "details": trials,
+        },
+    )
     assert kills >= 5 and lost == duplicated == missing == differing == 0, trials
 
 
@@ -228,20 +279,40 @@ def test_two_thousand_reads_across_workers_keep_memory_flat(tiny_synth):
     workers. Forked workers' RSS first rises as they write to pages they share with the parent (copy on write) and
     as their allocators settle; what must not happen is growth after that."""
     warm_up, measured = 600, 2000
-    result = subprocess.run([sys.executable, str(Path(__file__).with_name("read_loop.py")), str(tiny_synth / "videos"),
-                             str(warm_up + measured)], capture_output=True, text=True, timeout=1200,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("read_loop.py")),
+            str(tiny_synth / "videos"),
+            str(warm_up + measured),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     samples = figures["samples"]  # (reads so far, RSS of the process and its workers in MB, processes)
     start = next(rss for reads, rss, _ in samples if reads >= warm_up)
     growth = max(rss for reads, rss, _ in samples if reads >= warm_up) - start
-    record("memory_soak", {"reads": figures["reads"], "warm_up_reads": warm_up, "epochs": figures["epochs"],
-                           "videos": figures["videos"], "workers": 2, "processes_measured": samples[-1][2],
-                           "rss_mb_first_batch": round(samples[0][1], 1), "rss_mb_after_warm_up": round(start, 1),
-                           "rss_mb_at_end": round(samples[-1][1], 1), "rss_growth_mb_during_warm_up":
-                           round(start - samples[0][1], 1), "rss_growth_mb_after_warm_up": round(growth, 1),
-                           "seconds": round(figures["seconds"], 1)})
+    record(
+        "memory_soak",
+        {
+            "reads": figures["reads"],
+            "warm_up_reads": warm_up,
+            "epochs": figures["epochs"],
+            "videos": figures["videos"],
+            "workers": 2,
+            "processes_measured": samples[-1][2],
+            "rss_mb_first_batch": round(samples[0][1], 1),
+            "rss_mb_after_warm_up": round(start, 1),
+            "rss_mb_at_end": round(samples[-1][1], 1),
+            "rss_growth_mb_during_warm_up": round(start - samples[0][1], 1),
+            "rss_growth_mb_after_warm_up": round(growth, 1),
+            "seconds": round(figures["seconds"], 1),
+        },
+    )
     assert figures["reads"] - warm_up >= measured and samples[-1][2] == 3  # the process and its two workers
     assert growth <= 50, f"RSS of the process and its workers grew {growth:.1f} MB over {measured} reads"
 
@@ -258,13 +329,17 @@ def _stamp_results():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(__import__("multiprocessing").get_start_method() != "fork",
-                    reason="the stall is patched into this process; DataLoader workers inherit it only when forked")
+@pytest.mark.skipif(
+    __import__("multiprocessing").get_start_method() != "fork",
+    reason="the stall is patched into this process; DataLoader workers inherit it only when forked",
+)
 def test_predict_windows_cut_off_a_decoder_that_stalls(tiny_run, tiny_synth, tmp_path, monkeypatch):
     """Window mode cannot tell which video a hung worker holds: after the cut-off the unfinished videos go one at
     a time. The stalled one gets an error row; the others the same windows as a run without the stall."""
-    import behavior.video as video_module
-    from behavior.predict import WindowOptions, predict
+    from behavior.data.decord_reader import DecordReader
+    from behavior.data.pyav_reader import PyAVReader
+    from behavior.tools.predict import predict
+    from behavior.tools.windows import WindowOptions
 
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -274,7 +349,7 @@ def test_predict_windows_cut_off_a_decoder_that_stalls(tiny_run, tiny_synth, tmp
     options = WindowOptions(0.5, 0.25)
     reference = tmp_path / "reference.jsonl"
     predict(tiny_run / "best.pt", [folder], out=reference, batch_size=2, workers=2, windows=options)
-    for backend in (video_module._DecordBackend, video_module._PyAVBackend):
+    for backend in (DecordReader, PyAVReader):
         real = backend.get_frames
 
         def stalls(self, indices, real=real):
@@ -285,12 +360,19 @@ def test_predict_windows_cut_off_a_decoder_that_stalls(tiny_run, tiny_synth, tmp
         monkeypatch.setattr(backend, "get_frames", stalls)
     out = tmp_path / "stalled.jsonl"
     started = time.perf_counter()
-    summary = predict(tiny_run / "best.pt", [folder], out=out, batch_size=2, workers=2, timeout_s=1.0, windows=options)
+    summary = predict(
+        tiny_run / "best.pt", [folder], out=out, batch_size=2, workers=2, timeout_s=1.0, windows=options
+    )
     seconds = time.perf_counter() - started
     expected = {r["path"]: r for r in _rows(reference)}
     rows = {r["path"]: r for r in _rows(out)}
     stalled = [r for r in rows.values() if "stall" in Path(r["path"]).name]
-    assert len(rows) == 5 and summary.num_failed == 1 and "stalled: no result within 2 s" in stalled[0]["error"]
+    assert (
+        len(rows) == 5 and summary.num_failed == 1 and "stalled: no result within 2 s" in stalled[0]["error"]
+    )
     good = [p for p, r in rows.items() if r["status"] == "ok"]
     assert len(good) == 4 and all(rows[p]["windows"] == expected[p]["windows"] for p in good)
-    record("stall_predict_windows", {"timeout_s_per_window": 1.0, "chunk": 2, "videos": 5, "seconds": round(seconds, 1)})
+    record(
+        "stall_predict_windows",
+        {"timeout_s_per_window": 1.0, "chunk": 2, "videos": 5, "seconds": round(seconds, 1)},
+    )
