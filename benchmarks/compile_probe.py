@@ -15,8 +15,9 @@ import torch
 from harness import DEMO_CONFIG
 
 from behavior.config import load_config
-from behavior.model import build_model, measure_matmul_gflops
+from behavior.models.classifier import build_model
 from behavior.synthetic import CLASSES
+from behavior.tools.profile import measure_matmul_gflops
 
 
 def main() -> None:

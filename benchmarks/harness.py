@@ -31,7 +31,7 @@ DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 
 def demo_clips_per_class() -> int:
     """The number of clips per class `behavior demo` generates: the benchmark's default data size."""
-    from behavior.demo import run_demo
+    from behavior.tools.demo import run_demo
 
     return int(inspect.signature(run_demo).parameters["clips_per_class"].default)
 
@@ -60,8 +60,12 @@ def spread(values: Sequence[float]) -> dict:
 
 def invert(seconds: dict, amount: float) -> dict:
     """A rate `amount / seconds` from a spread of seconds: the slowest repeat gives the min rate."""
-    return {"min": amount / seconds["max"], "median": amount / seconds["median"], "max": amount / seconds["min"],
-            "n": seconds["n"]}
+    return {
+        "min": amount / seconds["max"],
+        "median": amount / seconds["median"],
+        "max": amount / seconds["min"],
+        "n": seconds["n"],
+    }
 
 
 def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
@@ -69,7 +73,9 @@ def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
     return spread([a / b for a, b in zip(numerators, denominators)])
 
 
-def time_interleaved(variants: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def time_interleaved(
+    variants: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Seconds of each variant, `repeats` times, the variants taking turns in every round, so that a change of
     the machine's load during the run touches them alike. `warmup` untimed rounds come first."""
     seconds: dict[str, list[float]] = {name: [] for name in variants}
@@ -82,8 +88,9 @@ def time_interleaved(variants: dict[str, Callable[[], object]], repeats: int, wa
     return seconds
 
 
-def target(text: str, measured: float | None, threshold: float | None, met: bool | None, limit: str = "",
-           **details) -> dict:
+def target(
+    text: str, measured: float | None, threshold: float | None, met: bool | None, limit: str = "", **details
+) -> dict:
     """A section's target: the issue's wording, the measured value against the threshold, met or not, and
     (for a miss) what limits it, in words filled from the measurement."""
     return {"text": text, "measured": measured, "threshold": threshold, "met": met, "limit": limit, **details}
@@ -94,8 +101,9 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence]) -> dict:
     return {"title": title, "columns": list(columns), "rows": [list(row) for row in rows]}
 
 
-def section_result(title: str, target_: dict, tables: Sequence[dict], notes: Sequence[str] = (),
-                   **extra) -> dict:
+def section_result(
+    title: str, target_: dict, tables: Sequence[dict], notes: Sequence[str] = (), **extra
+) -> dict:
     return {"title": title, "target": target_, "tables": list(tables), "notes": list(notes), **extra}
 
 
@@ -149,7 +157,7 @@ def busy_percent(seconds: float = 1.0) -> float:
 def describe_machine() -> dict:
     """CPU model, cores, RAM, library versions and the load when the description is taken."""
     model, flags = _cpu_info()
-    import av  # before decord, as behavior.video does
+    import av  # before decord, as behavior.data.decord_reader does
 
     return {
         "cpu": model,
@@ -186,9 +194,13 @@ def synthetic_set(settings: Settings, difficulty: str = "medium", seed: int = 0)
         return folder
     partial = folder.with_name(folder.name + ".partial")  # a killed generation leaves only this behind
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"  generating {settings.clips_per_class} clips per class ({difficulty}, seed {seed}) in {folder}",
-          flush=True)
-    generate_dataset(partial, clips_per_class=settings.clips_per_class, difficulty=difficulty, seed=seed, workers=2)
+    print(
+        f"  generating {settings.clips_per_class} clips per class ({difficulty}, seed {seed}) in {folder}",
+        flush=True,
+    )
+    generate_dataset(
+        partial, clips_per_class=settings.clips_per_class, difficulty=difficulty, seed=seed, workers=2
+    )
     partial.rename(folder)
     return folder
 
@@ -217,10 +229,10 @@ def training_clip_seconds(settings: Settings, difficulty: str = "medium", seed: 
 def untrained_checkpoint(settings: Settings, path: Path, overrides: Sequence[str] = ()) -> Path:
     """A checkpoint of the demo model (with `overrides`) with its initial weights, for the sections that measure
     speed only (the cost of a forward does not depend on the weights' values)."""
-    from behavior.checkpoint import save_checkpoint
-    from behavior.model import build_model
+    from behavior.engine.checkpoint import save_checkpoint
+    from behavior.engine.train import build_optimizer, build_scheduler, checkpoint_state
+    from behavior.models.classifier import build_model
     from behavior.synthetic import CLASSES
-    from behavior.train import build_optimizer, build_scheduler, checkpoint_state
 
     if path.is_file():
         return path
@@ -229,7 +241,9 @@ def untrained_checkpoint(settings: Settings, path: Path, overrides: Sequence[str
     model = build_model(cfg.model, CLASSES, num_frames=cfg.sampler.num_frames)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=1)
-    state = checkpoint_state(model, optimizer, scheduler, 0, cfg, CLASSES, 0.0, {}, training_clip_seconds(settings))
+    state = checkpoint_state(
+        model, optimizer, scheduler, 0, cfg, CLASSES, 0.0, {}, training_clip_seconds(settings)
+    )
     return save_checkpoint(state, path)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from behavior.data.writer import VideoWriter
 from behavior.synthetic import CLASSES, draw_clip_spec, generate_dataset, render_clip
-from behavior.video import VideoWriter
 
 _DEFAULTS = inspect.signature(generate_dataset).parameters
 SIZE: tuple[int, int] = _DEFAULTS["size"].default  # (W, H): the synthetic set's frame size
@@ -35,14 +35,24 @@ def long_video(folder: Path, seconds: float, difficulty: str = "medium", seed: i
         while written < seconds * FPS:
             clip += 1
             label = str(rng.choice(CLASSES))
-            spec = draw_clip_spec(label, group=int(rng.integers(1, 26)), clip=clip, difficulty=difficulty, seed=seed,
-                                  size=SIZE, fps=FPS)
+            spec = draw_clip_spec(
+                label,
+                group=int(rng.integers(1, 26)),
+                clip=clip,
+                difficulty=difficulty,
+                seed=seed,
+                size=SIZE,
+                fps=FPS,
+            )
             frames = render_clip(spec)  # uint8 (T, H, W, 3)
             for frame in frames:
                 writer.write(frame)
-            segments.append({"start_s": written / FPS, "end_s": (written + len(frames)) / FPS, "label": label})
+            segments.append(
+                {"start_s": written / FPS, "end_s": (written + len(frames)) / FPS, "label": label}
+            )
             written += len(frames)
     os.replace(partial, path)
-    path.with_suffix(".json").write_text(json.dumps({"fps": FPS, "size": SIZE, "frames": written,
-                                                     "segments": segments}, indent=1) + "\n")
+    path.with_suffix(".json").write_text(
+        json.dumps({"fps": FPS, "size": SIZE, "frames": written, "segments": segments}, indent=1) + "\n"
+    )
     return path

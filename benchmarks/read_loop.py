@@ -14,8 +14,8 @@ import psutil
 from harness import DEMO_CONFIG
 
 from behavior.config import load_config
-from behavior.sampling import sample_indices
-from behavior.video import Video
+from behavior.data.sampling import sample_indices
+from behavior.data.video import Video
 
 
 def main() -> None:
@@ -30,7 +30,9 @@ def main() -> None:
     for i in range(args.reads):
         with Video(args.videos[i % len(args.videos)], backend=args.backend) as video:
             info = video.info
-            video.get_frames(sample_indices(info.num_frames, sampler, False, None, info.timestamps).reshape(-1))
+            video.get_frames(
+                sample_indices(info.num_frames, sampler, False, None, info.timestamps).reshape(-1)
+            )
         rss.append(process.memory_info().rss)
     print(json.dumps({"rss": rss}))
 

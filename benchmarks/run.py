@@ -30,14 +30,26 @@ QUICK_CLIPS_PER_CLASS = 8  # two groups per class: one to train on, one to test 
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", metavar="SECTION",
-                        help=f"sections to run (default: all): {', '.join(SECTIONS)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every section (tiny data, few repeats, short budgets) to debug the harness")
-    parser.add_argument("--clips-per-class", type=int,
-                        help="size of the benchmark's synthetic data set (default: what `behavior demo` generates; "
-                        f"{QUICK_CLIPS_PER_CLASS} with --quick)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help=f"sections to run (default: all): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shrink every section (tiny data, few repeats, short budgets) to debug the harness",
+    )
+    parser.add_argument(
+        "--clips-per-class",
+        type=int,
+        help="size of the benchmark's synthetic data set (default: what `behavior demo` generates; "
+        f"{QUICK_CLIPS_PER_CLASS} with --quick)",
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.sections if name not in SECTIONS]
     if unknown:
@@ -92,19 +104,31 @@ def run_section(name: str, settings: Settings, command: str) -> dict:
     seconds = time.perf_counter() - started
     machine["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     machine["busy_percent_end"] = busy_percent()
-    result.update(date=date, seconds=round(seconds, 1), machine=machine, command=command, quick=settings.quick,
-                  clips_per_class=settings.clips_per_class)
+    result.update(
+        date=date,
+        seconds=round(seconds, 1),
+        machine=machine,
+        command=command,
+        quick=settings.quick,
+        clips_per_class=settings.clips_per_class,
+    )
     verdict = result.get("target", {}).get("met")
-    print(f"== {name}: {'error' if 'error' in result else {True: 'met', False: 'missed', None: 'no target'}[verdict]}"
-          f" ({seconds:.0f} s)", flush=True)
+    print(
+        f"== {name}: {'error' if 'error' in result else {True: 'met', False: 'missed', None: 'no target'}[verdict]}"
+        f" ({seconds:.0f} s)",
+        flush=True,
+    )
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     default_size = QUICK_CLIPS_PER_CLASS if args.quick else demo_clips_per_class()
-    settings = Settings(quick=args.quick, clips_per_class=args.clips_per_class or default_size,
-                        work=WORK / "quick" if args.quick else WORK)
+    settings = Settings(
+        quick=args.quick,
+        clips_per_class=args.clips_per_class or default_size,
+        work=WORK / "quick" if args.quick else WORK,
+    )
     settings.work.mkdir(parents=True, exist_ok=True)
     results_path, doc_path = output_paths(args.quick)
     results = load_results(results_path)

@@ -1,5 +1,5 @@
 """One training loop for the sections that time training themselves (`loader`, `peers`): the package's data
-pipeline (`ClipDataset` + `SafeClips` + `collate_clips` through `behavior.train.build_loader`), the demo's loss,
+pipeline (`ClipDataset` + `SafeClips` + `collate_clips` through `behavior.data.loader.build_loader`), the demo's loss,
 optimizer and gradient clipping, and a clock around every wait for data and every step."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from behavior.datasets import ClipBatch
+from behavior.data.datasets import ClipBatch
 
 
 @dataclass
@@ -33,7 +33,7 @@ class EpochTiming:
 
     def step_wait_shares(self, skip_first: bool = False) -> list[float]:
         """Per step: the share of (wait + step) spent waiting."""
-        pairs = list(zip(self.waits, self.steps))[1 if skip_first else 0:]
+        pairs = list(zip(self.waits, self.steps))[1 if skip_first else 0 :]
         return [w / max(w + s, 1e-9) for w, s in pairs]
 
 
@@ -41,8 +41,10 @@ def criterion_for(cfg) -> nn.Module:
     return nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
 
 
-def train_step(model: nn.Module, batch: ClipBatch, optimizer: torch.optim.Optimizer, criterion: nn.Module, cfg) -> int:
-    """One optimisation step on a batch as `behavior.train.train_one_epoch` takes it; returns the clips used."""
+def train_step(
+    model: nn.Module, batch: ClipBatch, optimizer: torch.optim.Optimizer, criterion: nn.Module, cfg
+) -> int:
+    """One optimisation step on a batch as `behavior.engine.train.train_one_epoch` takes it; returns the clips used."""
     if batch.label.numel() == 0:
         return 0
     logits = model(batch.clip)  # (B, K)
@@ -55,8 +57,15 @@ def train_step(model: nn.Module, batch: ClipBatch, optimizer: torch.optim.Optimi
     return int(batch.label.shape[0])
 
 
-def timed_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, criterion: nn.Module, cfg,
-                before_step: Callable[[], None] | None = None, deadline: float | None = None) -> EpochTiming:
+def timed_epoch(
+    model: nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    cfg,
+    before_step: Callable[[], None] | None = None,
+    deadline: float | None = None,
+) -> EpochTiming:
     """One pass over `loader` (or up to `deadline`, a `time.perf_counter()` value), timing each wait and step."""
     model.train()
     timing = EpochTiming()
@@ -77,7 +86,9 @@ def timed_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, crit
             return timing
 
 
-def cosine_by_time(optimizer: torch.optim.Optimizer, cfg, started: float, budget_s: float) -> Callable[[], None]:
+def cosine_by_time(
+    optimizer: torch.optim.Optimizer, cfg, started: float, budget_s: float
+) -> Callable[[], None]:
     """The demo's schedule (linear warm-up from lr/100, cosine to 0) laid over a wall-clock budget instead of
     epochs x steps: the warm-up takes the share of the budget that warmup_epochs takes of the demo's epochs."""
     peak = cfg.optim.lr

@@ -3,4 +3,17 @@
 Sections run in this order in `make bench`; `benchmarks/run.py SECTION...` runs some of them.
 """
 
-SECTIONS = ("decode", "loader", "compute", "streaming", "scaling", "peers", "ablation", "gpu")
+SECTIONS = (
+    "decode",
+    "loader",
+    "compute",
+    "streaming",
+    "engines",
+    "scaling",
+    "peers",
+    "ablation",
+    "confidence",
+    "transfer",
+    "features",
+    "gpu",
+)

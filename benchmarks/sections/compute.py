@@ -1,8 +1,8 @@
 """Compute efficiency: GFLOPS the demo model achieves, as a share of the same machine's fp32 matmul GFLOPS.
 
 FLOPs are counted by `torch.utils.flop_counter` (matmuls and convolutions only, 2 per multiply-add), for the
-forward in eval mode (`behavior.model.count_flops`) and for forward + backward in train mode. Every model variant
-is timed in turns with `behavior.model.measure_matmul_gflops`, at the same torch thread count, and each round's
+forward in eval mode (`behavior.tools.profile.count_flops`) and for forward + backward in train mode. Every model variant
+is timed in turns with `behavior.tools.profile.measure_matmul_gflops`, at the same torch thread count, and each round's
 ratio uses that round's matmul figure.
 """
 
@@ -23,9 +23,10 @@ from harness import DEMO_CONFIG, REPO, Settings, ratios, section_result, spread,
 from torch.utils.flop_counter import FlopCounterMode
 
 from behavior.config import load_config
-from behavior.model import build_model, count_flops, measure_matmul_gflops
+from behavior.engine.train import build_optimizer
+from behavior.models.classifier import build_model
 from behavior.synthetic import CLASSES
-from behavior.train import build_optimizer
+from behavior.tools.profile import count_flops, measure_matmul_gflops
 
 TITLE = "Compute efficiency"
 THRESHOLD = 0.5  # inference GFLOPS as a share of fp32 matmul GFLOPS
@@ -44,7 +45,9 @@ def build(cfg, channels_last: bool = False) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def forward_runner(model: torch.nn.Module, clip: torch.Tensor, grad_mode, autocast=None) -> Callable[[], None]:
+def forward_runner(
+    model: torch.nn.Module, clip: torch.Tensor, grad_mode, autocast=None
+) -> Callable[[], None]:
     model.eval()
 
     def forward() -> None:
@@ -112,7 +115,10 @@ def measure_with_matmul(variants: dict[str, Callable[[], None]], repeats: int) -
 def profile_forward(model: torch.nn.Module, clip: torch.Tensor) -> dict[str, float]:
     """Self CPU seconds of one inference forward by op name."""
     model.eval()
-    with torch.inference_mode(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with (
+        torch.inference_mode(),
+        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof,
+    ):
         model(clip)
     return {event.key: event.self_cpu_time_total / 1e6 for event in prof.key_averages()}
 
@@ -120,13 +126,20 @@ def profile_forward(model: torch.nn.Module, clip: torch.Tensor) -> dict[str, flo
 def compile_probe(settings: Settings, repeats: int, timeout_s: int) -> dict:
     """torch.compile in a child process with an empty compilation cache, so the compile time is that of a first
     compilation; a failure or a run past `timeout_s` is recorded, not raised."""
-    command = [sys.executable, str(REPO / "benchmarks" / "compile_probe.py"), "--batch", str(BATCH),
-               "--repeats", str(repeats)]
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "compile_probe.py"),
+        "--batch",
+        str(BATCH),
+        "--repeats",
+        str(repeats),
+    ]
     with tempfile.TemporaryDirectory(dir=settings.work, prefix="inductor-cache-") as cache:
         environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": cache}
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
-                                  env=environment)
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, env=environment
+            )
         except subprocess.TimeoutExpired:
             return {"ok": False, "reason": f"compilation and timing did not finish within {timeout_s} s"}
     if done.returncode != 0:
@@ -169,8 +182,10 @@ def run(settings: Settings) -> dict:
     seconds, matmul = measure_with_matmul({**inference, **training}, repeats)
     torch.set_num_threads(1)
     try:
-        one_thread = {f"{HEADLINE}, 1 thread": forward_runner(plain, clip, torch.inference_mode),
-                      "training step, fp32, 1 thread": training_runner(build(cfg), clip, cfg)}
+        one_thread = {
+            f"{HEADLINE}, 1 thread": forward_runner(plain, clip, torch.inference_mode),
+            "training step, fp32, 1 thread": training_runner(build(cfg), clip, cfg),
+        }
         seconds_1, matmul_1 = measure_with_matmul(one_thread, repeats)
     finally:
         torch.set_num_threads(threads)
@@ -183,14 +198,20 @@ def run(settings: Settings) -> dict:
 
     rows = {name: row(name, seconds[name], forward_gflops, matmul) for name in inference}
     rows |= {name: row(name, seconds[name], train_gflops, matmul) for name in training}
-    rows |= {name: row(name, seconds_1[name], forward_gflops if "inference" in name else train_gflops, matmul_1)
-             for name in one_thread}
+    rows |= {
+        name: row(name, seconds_1[name], forward_gflops if "inference" in name else train_gflops, matmul_1)
+        for name in one_thread
+    }
     if compiled["ok"]:
-        rows["torch.compile, inference_mode, fp32"] = row("torch.compile, inference_mode, fp32",
-                                                          compiled["compiled_s"], forward_gflops,
-                                                          compiled["matmul_gflops"])
-        rows["eager in the compile process"] = row("eager in the compile process", compiled["eager_s"],
-                                                   forward_gflops, compiled["matmul_gflops"])
+        rows["torch.compile, inference_mode, fp32"] = row(
+            "torch.compile, inference_mode, fp32",
+            compiled["compiled_s"],
+            forward_gflops,
+            compiled["matmul_gflops"],
+        )
+        rows["eager in the compile process"] = row(
+            "eager in the compile process", compiled["eager_s"], forward_gflops, compiled["matmul_gflops"]
+        )
     base_inference, base_training = rows[HEADLINE][1], rows["training step, fp32"][1]
     for name, cells in rows.items():
         base = base_training if name.startswith("training") else base_inference
@@ -199,40 +220,72 @@ def run(settings: Settings) -> dict:
         elif name.startswith("torch.compile"):
             cells.append(helps(rows["eager in the compile process"][1], cells[1]))
         else:
-            cells.append(helps(base, cells[1]) if name not in (HEADLINE, "training step, fp32") else "baseline")
+            cells.append(
+                helps(base, cells[1]) if name not in (HEADLINE, "training step, fp32") else "baseline"
+            )
 
     headline = rows[HEADLINE][3]
     met = headline["median"] >= THRESHOLD
     times = profile_forward(plain, clip)
     total = sum(times.values())
     counted = sum(t for name, t in times.items() if any(op in name for op in MATMUL_OPS))
-    others = sorted(((t, name) for name, t in times.items() if not any(op in name for op in MATMUL_OPS)), reverse=True)
+    others = sorted(
+        ((t, name) for name, t in times.items() if not any(op in name for op in MATMUL_OPS)), reverse=True
+    )
     in_counted = forward_gflops * BATCH / counted if counted else float("nan")
-    profile_text = (f"{100 * counted / total:.0f}% of the forward's CPU time is in convolutions and matmuls, which run "
-                    f"at {in_counted:.1f} GFLOPS there; the other {100 * (total - counted) / total:.0f}% goes to ops "
-                    "whose FLOPs are not counted (" + ", ".join(f"{name} {100 * t / total:.0f}%" for t, name in others[:4])
-                    + ")")
-    limit = "" if met else (f"the forward reaches {rows[HEADLINE][2]['median']:.1f} GFLOPS against "
-                            f"{spread(matmul)['median']:.0f} GFLOPS of fp32 matmul; {profile_text}")
-    goal = target("inference GFLOPS of the demo model at batch 32 at least 0.5 of the machine's fp32 matmul GFLOPS",
-                  headline["median"], THRESHOLD, met, limit)
+    profile_text = (
+        f"{100 * counted / total:.0f}% of the forward's CPU time is in convolutions and matmuls, which run "
+        f"at {in_counted:.1f} GFLOPS there; the other {100 * (total - counted) / total:.0f}% goes to ops "
+        "whose FLOPs are not counted ("
+        + ", ".join(f"{name} {100 * t / total:.0f}%" for t, name in others[:4])
+        + ")"
+    )
+    limit = (
+        ""
+        if met
+        else (
+            f"the forward reaches {rows[HEADLINE][2]['median']:.1f} GFLOPS against "
+            f"{spread(matmul)['median']:.0f} GFLOPS of fp32 matmul; {profile_text}"
+        )
+    )
+    goal = target(
+        "inference GFLOPS of the demo model at batch 32 at least 0.5 of the machine's fp32 matmul GFLOPS",
+        headline["median"],
+        THRESHOLD,
+        met,
+        limit,
+    )
     tables = [
-        table(f"demo model, batch {BATCH}, T={frames}, {size}x{size}; forward {forward_gflops:.3f} GFLOPs per clip, "
-              f"forward + backward {train_gflops:.3f}",
-              ["variant", "clips/s", "GFLOPS achieved", "share of fp32 matmul", "helps?"], list(rows.values())),
-        table("this machine's matmul (2048x2048), measured in the same run",
-              ["figure", "GFLOPS"],
-              [[f"fp32, {threads} threads (measure_matmul_gflops)", spread(matmul)],
-               ["fp32, 1 thread", spread(matmul_1)],
-               [f"bf16, {threads} threads (context for the bf16 rows; the target compares with fp32)", bf16_peak]]),
+        table(
+            f"demo model, batch {BATCH}, T={frames}, {size}x{size}; forward {forward_gflops:.3f} GFLOPs per clip, "
+            f"forward + backward {train_gflops:.3f}",
+            ["variant", "clips/s", "GFLOPS achieved", "share of fp32 matmul", "helps?"],
+            list(rows.values()),
+        ),
+        table(
+            "this machine's matmul (2048x2048), measured in the same run",
+            ["figure", "GFLOPS"],
+            [
+                [f"fp32, {threads} threads (measure_matmul_gflops)", spread(matmul)],
+                ["fp32, 1 thread", spread(matmul_1)],
+                [
+                    f"bf16, {threads} threads (context for the bf16 rows; the target compares with fp32)",
+                    bf16_peak,
+                ],
+            ],
+        ),
     ]
-    notes = [f"forward profile ({HEADLINE}, torch.profiler self CPU time by op): {profile_text}.",
-             "channels-last converts the model's weights (the clip is folded to (B*T, C, H, W) inside the model); "
-             "training steps include the AdamW update, whose element-wise work the FLOP counter does not count.",
-             "1-thread rows are divided by the 1-thread matmul figure; the others by the default-thread one."]
+    notes = [
+        f"forward profile ({HEADLINE}, torch.profiler self CPU time by op): {profile_text}.",
+        "channels-last converts the model's weights (the clip is folded to (B*T, C, H, W) inside the model); "
+        "training steps include the AdamW update, whose element-wise work the FLOP counter does not count.",
+        "1-thread rows are divided by the 1-thread matmul figure; the others by the default-thread one.",
+    ]
     if compiled["ok"]:
-        notes.append(f"torch.compile: first call (compilation) took {compiled['compile_s']:.0f} s with an empty compilation "
-                     "cache; it is measured in its own process against an eager model and a matmul measured there.")
+        notes.append(
+            f"torch.compile: first call (compilation) took {compiled['compile_s']:.0f} s with an empty compilation "
+            "cache; it is measured in its own process against an eager model and a matmul measured there."
+        )
     else:
         notes.append(f"torch.compile: not measured: {compiled['reason']}.")
     return section_result(TITLE, goal, tables, notes)
