@@ -76,6 +76,25 @@ def load_splits(cfg: DataConfig, seed: int = 0) -> DataSplits:
     return DataSplits(classes, train, val, test, missing)
 
 
+def class_order(splits: DataSplits, earlier: Sequence[str]) -> DataSplits:
+    """The classes of an earlier run first, in its order, then the data's other classes; samples relabelled. So a
+    model that grows keeps the rows of the classes it knew, and its class list says which row is which; and a
+    checkpoint whose classes came in that order (`--init-from`) is scored against the right rows."""
+    names = [*earlier, *(name for name in splits.class_names if name not in earlier)]
+    position = [names.index(name) for name in splits.class_names]
+
+    def relabel(samples: list[VideoSample]) -> list[VideoSample]:
+        return [replace(s, label=position[s.label]) for s in samples]
+
+    return replace(
+        splits,
+        class_names=names,
+        train=relabel(splits.train),
+        val=relabel(splits.val),
+        test=relabel(splits.test),
+    )
+
+
 class ClipDataset(Dataset):
     """Map-style data set of clips: `dataset[i] -> (clip, label)`.
 

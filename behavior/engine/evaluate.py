@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from behavior.data.datasets import SafeClips, build_dataset, load_splits
+from behavior.data.datasets import SafeClips, build_dataset, class_order, load_splits
 from behavior.data.feature_cache import FeatureClips, feature_source, prepare
 from behavior.data.loader import build_loader
 from behavior.engine.calibration import reliability
@@ -152,10 +152,13 @@ def evaluate_checkpoint(
         data = replace(data, num_workers=workers)
     sampler = replace(cfg.sampler, num_views=views) if views else cfg.sampler
     splits = load_splits(data, seed=cfg.train.seed)
-    if splits.class_names != model.class_names:
+    if sorted(splits.class_names) != sorted(model.class_names):
         raise UsageError(
             f"the data's classes {splits.class_names} differ from the checkpoint's {model.class_names}"
         )
+    splits = class_order(
+        splits, model.class_names
+    )  # labels in the checkpoint's order (a model grown by --init-from)
     samples = getattr(splits, split)
     dataset, forward, loader_workers = (
         build_dataset(samples, replace(cfg, data=data), train=False, sampler=sampler),

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from behavior.config import Config, config_to_dict, save_config
-from behavior.data.datasets import ClipDataset, DataSplits, SafeClips, build_dataset, load_splits
+from behavior.data.datasets import ClipDataset, DataSplits, SafeClips, build_dataset, class_order, load_splits
 from behavior.data.feature_cache import FeatureClips, FeatureSource, feature_source, prepare
 from behavior.data.loader import build_loader
 from behavior.data.splits import VideoSample
@@ -268,24 +268,6 @@ def build_datasets(cfg: Config, splits: DataSplits) -> tuple[ClipDataset, ClipDa
     return (
         build_dataset(splits.train, cfg, train=True, cached=True),
         build_dataset(splits.val, cfg, train=False, cached=True),
-    )
-
-
-def class_order(splits: DataSplits, earlier: Sequence[str]) -> DataSplits:
-    """The classes of an earlier run first, in its order, then the data's other classes; samples relabelled. So a
-    model that grows keeps the rows of the classes it knew, and its class list says which row is which."""
-    names = [*earlier, *(name for name in splits.class_names if name not in earlier)]
-    position = [names.index(name) for name in splits.class_names]
-
-    def relabel(samples: list[VideoSample]) -> list[VideoSample]:
-        return [replace(s, label=position[s.label]) for s in samples]
-
-    return replace(
-        splits,
-        class_names=names,
-        train=relabel(splits.train),
-        val=relabel(splits.val),
-        test=relabel(splits.test),
     )
 
 

@@ -252,7 +252,7 @@ def sixth_behaviour(settings: Settings) -> list[list]:
     """Five classes, then `jump` added (drawn in the same looks and groups) and trained with --init-from."""
     size = 8 if settings.quick else 40
     data = synthetic_set(replace(settings, clips_per_class=size), "medium")
-    root = settings.work / "features" / f"six-{size}pc"
+    root = settings.work / "features" / f"data-six-{size}pc"  # data roots apart from the run folders
     if not (root / "jump").is_dir():
         shutil.rmtree(root, ignore_errors=True)
         for folder in (data / "videos").iterdir():
@@ -269,9 +269,9 @@ def sixth_behaviour(settings: Settings) -> list[list]:
             spec = draw_clip_spec("jump", group, clip, "medium", 0)
             write_video(partial / f"v_Jump_g{group:02d}_c{clip:02d}.mp4", render_clip(spec), spec.fps)
         partial.rename(root / "jump")
-    five_root = root.parent / f"five-{size}pc"
+    five_root = root.parent / f"data-five-{size}pc"
     if not five_root.is_dir():
-        partial = root.parent / f"five-{size}pc.partial"
+        partial = root.parent / f"data-five-{size}pc.partial"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         for folder in root.iterdir():

@@ -232,3 +232,10 @@ def test_a_class_added_later_grows_the_model_and_only_its_videos_are_embedded(sy
     assert embedded and all(Path(v).parent.name == "stand_up" for v in embedded)
     model, _ = load_trained_model(tmp_path / "five" / "best.pt")
     assert model.class_names == five["class_names"]
+    # evaluation reads the data's classes in folder order and scores them against the grown model's own rows
+    metrics = evaluate_checkpoint(tmp_path / "five" / "best.pt", tmp_path / "eval", allow_failed=True)
+    test_videos = load_splits(cfg.data, seed=cfg.train.seed).test
+    per_folder = {
+        name: sum(Path(s.path).parent.name == name for s in test_videos) for name in five["class_names"]
+    }
+    assert {name: m["support"] for name, m in metrics["per_class"].items()} == per_folder
