@@ -408,8 +408,9 @@ def run(settings: Settings) -> dict:
         "per run from scratch here: every run has its own data set).",
         f"unseen looks: {UNSEEN_CLIPS} clips per class generated with seed {UNSEEN_SEED} (its train split), in looks "
         "no training set of this section has; the sets' own test splits hold 3-11 clips per class at the small sizes.",
-        "the runs are timed one after another, not side by side, on a 2-core machine that other jobs shared: "
-        "'training s' (and so the equal-time epochs) moves with their load, by up to 4x here.",
+        "the runs are timed one after another, not side by side: 'training s' (and so the equal-time epochs) "
+        "moves with the machine's load (see the CPU use above) and its CPU (bf16 training steps for the scratch "
+        "arm only where the CPU computes bf16 natively).",
         f"trimmed for time: 10, 20 and 40 clips per class at medium, 40 at hard (the issue asks 10, 20, 40 and "
         f"the demo's size at both); real footage {REAL_EPOCHS} epochs.",
     ]
