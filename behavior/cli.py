@@ -459,7 +459,8 @@ def _add_live(sub) -> None:
         "live",
         help="predict frame by frame from a camera, stream or file, with attention overlays",
         description="Read frames as they arrive from a camera index (OpenCV), a stream URL or a file (PyAV). Each "
-        "frame goes through the backbone once; its features join a ring buffer spanning the typical training "
+        "frame goes through the backbone once (a model with the two-way temporal shift runs its T picked frames "
+        "as one clip at every frame); its features join a ring buffer spanning the typical training "
         "video length, and the temporal head runs on T of them. Every frame is drawn with the current label and "
         "score and the spatial-attention heatmap, optionally with face or body boxes from OpenCV's Haar "
         "cascades (--roi restricts the model to that region); 'unknown' (with the closest behaviour) when the "
