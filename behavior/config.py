@@ -269,6 +269,10 @@ class ConfidenceConfig:
     )
     rejection_score: str = "msp"  # msp | energy | prototype | none: separated unseen behaviours best here
     keep_known: float = 0.95  # share of known validation clips the threshold keeps; the rest would be unknown
+    # Outlier exposure (behavior.engine.outliers): each training step adds clips made from the batch that are
+    # none of the behaviours (a frame held still, the frames shuffled) and pushes their scores towards equal.
+    outlier_exposure: float = 0.0  # weight of that loss beside the classification loss; 0 = off
+    outlier_share: float = 0.25  # made-up outlier clips per step, as a share of the batch size
 
     def __post_init__(self) -> None:
         if self.rejection_score not in REJECTION_SCORES:
@@ -278,6 +282,10 @@ class ConfidenceConfig:
             )
         if not 0.0 < self.keep_known <= 1.0:
             raise ConfigError(f"confidence.keep_known must lie in (0, 1], got {self.keep_known}")
+        if self.outlier_exposure < 0:
+            raise ConfigError(f"confidence.outlier_exposure must be >= 0, got {self.outlier_exposure}")
+        if not 0.0 < self.outlier_share <= 1.0:
+            raise ConfigError(f"confidence.outlier_share must lie in (0, 1], got {self.outlier_share}")
 
 
 @dataclass

@@ -686,10 +686,10 @@ def test_predict_cuts_off_a_decoder_that_stalls_and_predicts_the_rest(
     for backend in (DecordReader, PyAVReader):
         real = backend.get_frames
 
-        def stalls(self, indices, real=real):
+        def stalls(self, indices, last=False, real=real):
             if Path(self.info.path).name == "3-stall.mp4":
                 time.sleep(3600)  # a decoder that never returns; the worker is terminated
-            return real(self, indices)
+            return real(self, indices, last)
 
         monkeypatch.setattr(backend, "get_frames", stalls)
     out = tmp_path / "p.csv"

@@ -148,7 +148,7 @@ class ClipDataset(Dataset):
         with opened as video:
             info = video.info
             indices = sample_indices(info.num_frames, self.sampler, self.train, rng, info.timestamps)
-            frames = video.get_frames(indices.reshape(-1))  # uint8 (V*T, H, W, C)
+            frames = video.get_frames(indices.reshape(-1), last=True)  # uint8 (V*T, H, W, C)
         return frames, indices, info
 
     def load_clip(self, index: int) -> tuple[torch.Tensor, int, VideoInfo]:

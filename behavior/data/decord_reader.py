@@ -153,7 +153,7 @@ class DecordReader:
             backend=self.name,
         )
 
-    def get_frames(self, indices: np.ndarray) -> np.ndarray:
+    def get_frames(self, indices: np.ndarray, last: bool = False) -> np.ndarray:
         last = len(self._vr) - 1
         if last < 1 or last not in indices:
             frames = self._vr.get_batch(indices.tolist()).asnumpy()  # uint8 (T, H, W, C)
@@ -163,7 +163,8 @@ class DecordReader:
             wanted = sorted(set(indices.tolist()) | {last - 1})
             frames = self._vr.get_batch(wanted).asnumpy()  # uint8 (len(wanted), H, W, C)
             frames = frames[np.searchsorted(wanted, indices)]  # uint8 (T, H, W, C)
-        self._drop_read_ahead()
+        if not last:  # a reader kept open between reads must not decode ahead meanwhile
+            self._drop_read_ahead()
         if frames.shape[1:] != (self.info.height, self.info.width, 3):
             # rotation metadata the header probe does not read (or a decord quirk): Video falls back to PyAV
             raise RuntimeError(

@@ -40,8 +40,8 @@ class CachedVideo:
         self.info = info
         self._frames = frames
 
-    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """uint8 (T, H, W, C) in the order of `indices`."""
+    def get_frames(self, indices: Sequence[int] | np.ndarray, last: bool = False) -> np.ndarray:
+        """uint8 (T, H, W, C) in the order of `indices` (`last` as for `Video`: nothing to stop here)."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if indices.size and (indices.min() < 0 or indices.max() >= self.info.num_frames):
             raise IndexError(f"{self.info.path}: frame indices must lie in [0, {self.info.num_frames - 1}]")

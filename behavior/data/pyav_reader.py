@@ -151,7 +151,7 @@ class PyAVReader:
     def _to_array(self, frame) -> np.ndarray:
         return upright_rgb(frame, self._rotation, self._raw_size)
 
-    def get_frames(self, indices: np.ndarray) -> np.ndarray:
+    def get_frames(self, indices: np.ndarray, last: bool = False) -> np.ndarray:  # PyAV reads nothing ahead
         wanted = np.unique(indices)
         found: dict[int, np.ndarray] = {}
         for target in wanted:

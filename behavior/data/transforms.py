@@ -7,9 +7,11 @@ transform. The same crop and flip apply to every frame of a clip, so motion stay
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
+import torch.nn.functional as F
 
 from behavior.config import TransformConfig
 from behavior.errors import UsageError
@@ -20,10 +22,36 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
 
     The one resize of the pipeline: the transform and the frame cache both call it, so cached and decoded
     frames are the same pixels. Frames already at that size are returned as they are."""
-    if min(frames.shape[1:3]) == size:
+    height, width = frames.shape[1:3]
+    if min(height, width) == size:
         return frames
-    # (T, C, H, W) view with channels-last strides: torchvision's fast uint8 antialiased path
-    return TF.resize(frames.permute(0, 3, 1, 2), [size], antialias=True).permute(0, 2, 3, 1)
+    # torchvision's `resize(..., [size], antialias=True)`, pixel for pixel (a test compares them): the long side
+    # truncated, and on CPUs with torch's fast uint8 kernel (AVX2, AVX-512, ARM) the uint8 frames interpolated
+    # as they are, elsewhere in float32 and rounded back. Written here so that inference does not import
+    # torchvision (seconds of `behavior live`'s start-up).
+    if height <= width:
+        new_height, new_width = size, int(size * width / height)
+    else:
+        new_height, new_width = int(size * height / width), size
+    chw = frames.permute(0, 3, 1, 2)  # (T, C, H, W) view with channels-last strides
+    if _native_uint8_resize():
+        resized = F.interpolate(
+            chw, size=[new_height, new_width], mode="bilinear", align_corners=False, antialias=True
+        )
+    else:
+        resized = F.interpolate(
+            chw.float(), size=[new_height, new_width], mode="bilinear", align_corners=False, antialias=True
+        )
+        resized = resized.round_().to(torch.uint8)
+    return resized.permute(0, 2, 3, 1)  # uint8 (T, h, w, C)
+
+
+def _native_uint8_resize() -> bool:
+    """Whether torch interpolates uint8 images itself on this CPU (torchvision's rule for bilinear)."""
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in (
+        "aarch64",
+        "arm64",
+    )
 
 
 def _jitter_colours(clip: torch.Tensor, brightness: float, contrast: float, saturation: float) -> None:

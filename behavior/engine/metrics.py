@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
 
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -31,6 +30,9 @@ def topk_accuracy(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
 def classification_report(scores: np.ndarray, targets: np.ndarray, class_names: Sequence[str]) -> dict:
     """Metrics of video-level scores (N, K) against targets (N,): top-1, top-5 when K > 5, mean-class
     (balanced) accuracy, macro-F1, and precision / recall / F1 / support per class."""
+    # imported here: scikit-learn (and scipy.stats under it) would cost predict and live a second of start-up
+    from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
+
     num_classes = len(class_names)
     targets = np.asarray(targets, dtype=np.int64)
     predictions = scores.argmax(axis=1) if len(scores) else np.zeros(0, dtype=np.int64)

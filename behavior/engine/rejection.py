@@ -17,8 +17,6 @@ Every score is higher for clips that look known, so one rule serves them all: re
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
-from sklearn.metrics import roc_auc_score
 
 from behavior.engine.calibration import probabilities
 
@@ -30,10 +28,16 @@ def max_probability(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return probabilities(logits, temperature).mean(axis=1).max(axis=1)
 
 
+def _logsumexp(values: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(values))) along `axis`, computed about the maximum so that nothing overflows."""
+    top = values.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(values - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
 def negative_energy(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """float (N,): T·logsumexp(logits / T) of logits float (N, V, K), averaged over the views."""
     logits = np.asarray(logits, dtype=np.float64)
-    return (temperature * logsumexp(logits / temperature, axis=-1)).mean(axis=1)
+    return (temperature * _logsumexp(logits / temperature, axis=-1)).mean(axis=1)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -91,5 +95,7 @@ def threshold_keeping(scores: np.ndarray, keep: float) -> float:
 def auroc(known: np.ndarray, unseen: np.ndarray) -> float:
     """Area under the ROC curve of telling known clips (positives) from unseen ones by score: 1 is a perfect
     separation, 0.5 a coin."""
+    from sklearn.metrics import roc_auc_score  # here: scikit-learn costs live mode a second of start-up
+
     labels = np.r_[np.ones(len(known)), np.zeros(len(unseen))]
     return float(roc_auc_score(labels, np.r_[known, unseen]))

@@ -36,6 +36,7 @@ from behavior.data.loader import build_loader
 from behavior.data.splits import VideoSample
 from behavior.engine.checkpoint import load_checkpoint, save_checkpoint
 from behavior.engine.confidence import Confidence, fit_confidence
+from behavior.engine.outliers import made_up_outliers, uniform_loss
 from behavior.engine.rejection import class_prototypes
 from behavior.engine.runlog import RunLog
 from behavior.engine.runtime import Distributed, autocast, choose_device, setup_distributed
@@ -145,6 +146,8 @@ def train_one_epoch(
     # fp16 autocast (a GPU without bf16) needs loss scaling; bf16 and fp32 do not, and the scaler is then a no-op.
     fp16 = device.type == "cuda" and cfg.train.amp and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+    exposure = cfg.confidence.outlier_exposure
+    outlier_generator = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch * 1_009 + ddp.rank)
     started = last = time.perf_counter()
     progress = tqdm(
         loader,
@@ -171,9 +174,16 @@ def train_one_epoch(
             continue
         clip = batch.clip.to(device, non_blocking=True)  # (B, T, C, H, W)
         label = batch.label.to(device, non_blocking=True)  # (B,)
+        batch_size = label.shape[0]
+        if exposure > 0:  # made-up outliers ride in the same forward, after the batch's clips
+            count = max(1, round(batch_size * cfg.confidence.outlier_share))
+            clip = torch.cat([clip, made_up_outliers(clip, count, outlier_generator)])  # (B + count, T, ...)
         with autocast(device, cfg.train.amp, cfg.train.cpu_bf16):
-            logits = model(clip)  # (B, K)
+            logits = model(clip)  # (B, K), or (B + count, K) with outliers
+            outlier_logits, logits = logits[batch_size:], logits[:batch_size]
             loss = criterion(logits.float(), label)
+            if exposure > 0:
+                loss = loss + exposure * uniform_loss(outlier_logits)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: training "
@@ -187,7 +197,6 @@ def train_one_epoch(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        batch_size = label.shape[0]
         loss_sum += loss.item() * batch_size
         correct += (logits.argmax(dim=1) == label).sum().item()
         clips += batch_size

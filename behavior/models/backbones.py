@@ -30,7 +30,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import torchvision
 from torch import Tensor, nn
 
 from behavior.config import ModelConfig
@@ -199,6 +198,8 @@ def build_seed_cnn(width: float, pretrained: str, shift: Shift, common: dict) ->
 
 
 def build_resnet18(width: float, pretrained: str, shift: Shift, common: dict) -> Backbone:
+    import torchvision  # here, not at the top: a seed-cnn or efficientnet model never waits for it
+
     model = torchvision.models.resnet18(weights=None)
     load_torchvision_weights(model, "resnet18", pretrained, torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
     stages = [model.layer1, model.layer2, model.layer3, model.layer4]
@@ -214,6 +215,8 @@ def build_resnet18(width: float, pretrained: str, shift: Shift, common: dict) ->
 
 
 def build_mobilenet_v3_small(width: float, pretrained: str, shift: Shift, common: dict) -> Backbone:
+    import torchvision  # here, not at the top: a seed-cnn or efficientnet model never waits for it
+
     model = torchvision.models.mobilenet_v3_small(weights=None, width_mult=width)
     load_torchvision_weights(
         model, "mobilenet_v3_small", pretrained, torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1

@@ -77,6 +77,7 @@ class ClipClassifier(nn.Module):
         self.num_classes = len(self.class_names)
         self.num_frames = num_frames  # T the model was built for; the temporal shift requires exactly this T
         self.frozen: list[str] = []  # names of the submodules whose weights and BN statistics stay as loaded
+        self._shifts: list[TemporalShift] | None = None  # found on first use; `freeze` removes some
 
     def freeze(self, names: Sequence[str]) -> None:
         """Keep the weights of the submodules `names` as they are (no gradient) and their batch norms in eval
@@ -91,6 +92,7 @@ class ClipClassifier(nn.Module):
                 for child, module in list(parent.named_children()):
                     if isinstance(module, TemporalShift):
                         setattr(parent, child, nn.Identity())
+        self._shifts = None
         self.train(self.training)
 
     @property
@@ -101,8 +103,11 @@ class ClipClassifier(nn.Module):
 
     @property
     def shifts(self) -> list[TemporalShift]:
-        """The temporal shifts of the backbone, in module order (frozen stages have none)."""
-        return [m for m in self.backbone.modules() if isinstance(m, TemporalShift)]
+        """The temporal shifts of the backbone, in module order (frozen stages have none). Found once: live mode
+        asks at every frame, and a walk over every module costs a tenth of a small model's step."""
+        if self._shifts is None:
+            self._shifts = [m for m in self.backbone.modules() if isinstance(m, TemporalShift)]
+        return self._shifts
 
     @property
     def streams_frames(self) -> bool:

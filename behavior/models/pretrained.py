@@ -16,14 +16,17 @@ import logging
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from behavior.errors import CheckpointError, InputNotFound
+
+if TYPE_CHECKING:  # torchvision is imported where its models are built: live and predict start without it
+    import torchvision
 
 logger = logging.getLogger(__name__)
 

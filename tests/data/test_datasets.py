@@ -113,6 +113,31 @@ def test_transform_train_and_eval():
         TransformConfig(resize=32, crop=64)
 
 
+@pytest.mark.parametrize(
+    "shape", [(4, 60, 80, 3), (1, 576, 768, 3), (3, 97, 61, 3), (2, 72, 72, 3), (1, 31, 200, 3)]
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_resize_gives_torchvisions_pixels(shape, native, monkeypatch):
+    """Our resize equals torchvision's, so checkpoints trained before it was ours see the same pixels; both the
+    fast uint8 path and the float path that other CPUs take."""
+    import torchvision.transforms.v2.functional as TF
+
+    from behavior.data import transforms
+
+    frames = torch.from_numpy(np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8))
+    chw = frames.permute(0, 3, 1, 2)
+    if native:
+        if not transforms._native_uint8_resize():
+            pytest.skip("torch has no fast uint8 resize on this CPU")
+        expected = TF.resize(chw, [40], antialias=True)
+    else:
+        monkeypatch.setattr(transforms, "_native_uint8_resize", lambda: False)
+        expected = TF.resize(chw.float(), [40], antialias=True).round().to(torch.uint8)
+    got = transforms.resize_short_side(frames, 40)
+    assert got.dtype == torch.uint8
+    assert torch.equal(got, expected.permute(0, 2, 3, 1))
+
+
 def test_colour_jitter_changes_colours_per_clip_in_training_only():
     from dataclasses import replace
 

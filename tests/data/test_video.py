@@ -169,7 +169,7 @@ def test_decoding_at_reduced_size_keeps_aspect_and_orientation(make_video, real_
 def test_decord_failure_falls_back_to_pyav(make_video, monkeypatch):
     path = make_video("clip.mp4", num_frames=10)
 
-    def broken(self, indices):
+    def broken(self, indices, last=False):
         raise RuntimeError("simulated decord failure")
 
     monkeypatch.setattr(DecordReader, "get_frames", broken)
@@ -307,3 +307,15 @@ def test_a_rotation_the_header_probe_misses_falls_back_to_pyav(tmp_path, monkeyp
     with Video(path) as video:
         frames = video.get_frames([0, 5])
         assert video.backend == "pyav" and frames.shape == (2, 96, 48, 3)
+
+
+def test_a_last_read_gives_the_same_frames_and_later_reads_stay_right(make_video):
+    """`last=True` (a clip read once, then closed) skips only the decoder's read-ahead stop: the frames are the
+    same, and a reader that reads again after all still returns the right frames."""
+    path = make_video("clip.mp4", num_frames=30)
+    for backend in ("decord", "pyav"):
+        with Video(path, backend=backend) as once, Video(path, backend=backend) as twice:
+            first = once.get_frames([3, 9, 20], last=True)
+            assert np.array_equal(first, twice.get_frames([3, 9, 20]))
+            assert [frame_number(f) for f in first] == [3, 9, 20]
+            assert [frame_number(f) for f in once.get_frames([1, 25, 2])] == [1, 25, 2]

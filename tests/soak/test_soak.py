@@ -352,10 +352,10 @@ def test_predict_windows_cut_off_a_decoder_that_stalls(tiny_run, tiny_synth, tmp
     for backend in (DecordReader, PyAVReader):
         real = backend.get_frames
 
-        def stalls(self, indices, real=real):
+        def stalls(self, indices, last=False, real=real):
             if "stall" in Path(self.info.path).name:
                 time.sleep(3600)
-            return real(self, indices)
+            return real(self, indices, last)
 
         monkeypatch.setattr(backend, "get_frames", stalls)
     out = tmp_path / "stalled.jsonl"

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -256,3 +260,22 @@ def test_live_on_onnx_runtime_gives_the_scores_of_pytorch(tiny_online_run, tiny_
     summary = run_live(checkpoint, str(source), out=tmp_path / "onnx.mp4", engine="onnx")
     with Video(source) as original, Video(tmp_path / "onnx.mp4") as annotated:
         assert summary.frames == annotated.info.num_frames == original.info.num_frames
+
+
+def test_live_and_predict_start_without_torchvision_or_scikit_learn():
+    """Start-up counts in live mode's real-time figure: loading a seed-cnn or efficientnet checkpoint and
+    running it must not import torchvision (which pulls in torch._dynamo) or scikit-learn (scipy.stats), seconds
+    of a 2-core machine's start-up. Checked in a fresh interpreter."""
+    code = (
+        "import sys, behavior.tools.live, behavior.tools.predict, behavior.models.classifier\n"
+        "from behavior.config import load_config\n"
+        "from behavior.models.classifier import build_model\n"
+        "cfg = load_config('configs/demo.yaml')\n"
+        "build_model(cfg.model, ['a', 'b'], num_frames=8)\n"
+        "print(sorted(m for m in ('torchvision', 'sklearn', 'scipy.stats') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
