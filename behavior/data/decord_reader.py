@@ -154,13 +154,13 @@ class DecordReader:
         )
 
     def get_frames(self, indices: np.ndarray, last: bool = False) -> np.ndarray:
-        last = len(self._vr) - 1
-        if last < 1 or last not in indices:
+        final = len(self._vr) - 1  # the video's last frame
+        if final < 1 or final not in indices:
             frames = self._vr.get_batch(indices.tolist()).asnumpy()  # uint8 (T, H, W, C)
         else:
             # decord 0.6 returns a stale frame for the last frame when it seeks to it (seen on an mpeg4 AVI with one
             # keyframe: it repeats the frame decoded before); stepping onto it from the frame before reads it right.
-            wanted = sorted(set(indices.tolist()) | {last - 1})
+            wanted = sorted(set(indices.tolist()) | {final - 1})
             frames = self._vr.get_batch(wanted).asnumpy()  # uint8 (len(wanted), H, W, C)
             frames = frames[np.searchsorted(wanted, indices)]  # uint8 (T, H, W, C)
         if not last:  # a reader kept open between reads must not decode ahead meanwhile

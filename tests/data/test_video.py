@@ -319,3 +319,18 @@ def test_a_last_read_gives_the_same_frames_and_later_reads_stay_right(make_video
             assert np.array_equal(first, twice.get_frames([3, 9, 20]))
             assert [frame_number(f) for f in first] == [3, 9, 20]
             assert [frame_number(f) for f in once.get_frames([1, 25, 2])] == [1, 25, 2]
+
+
+def test_decord_stops_reading_ahead_after_every_read_but_a_last_one(make_video, monkeypatch):
+    """A reader kept open between reads (window prediction, live mode, the frame cache) must stop decord's
+    read-ahead after each read, or its decoder thread fills memory while it waits; a last read before closing
+    need not (it saves the seek)."""
+    path = make_video("clip.mp4", num_frames=30)
+    stops = []
+    monkeypatch.setattr(DecordReader, "_drop_read_ahead", lambda self: stops.append(True))
+    with Video(path, backend="decord") as video:
+        video.get_frames([2, 5])
+        video.get_frames([29])  # the video's last frame takes decord's other path
+        assert len(stops) == 2
+        video.get_frames([7, 29], last=True)
+        assert len(stops) == 2
