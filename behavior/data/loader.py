@@ -9,7 +9,6 @@ Training, validation, evaluation, batch and window prediction and the feature be
 from __future__ import annotations
 
 import ctypes
-import gc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -49,11 +48,6 @@ def release_heap() -> None:
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers must not compete with the model for cores
     pin_mmap_threshold()  # flat memory however many chunks a worker decodes
-    # The worker shares the parent's pages until it writes to them, and every full collection of the cyclic
-    # garbage collector writes to the header of every object it inherited (the model, every imported module):
-    # page after page became the worker's own copy, +70 MB over the first ten minutes of a long video's windows.
-    # Frozen, the inherited objects are left out of the worker's collections (its own garbage is still collected).
-    gc.freeze()
 
 
 def build_loader(

@@ -7,6 +7,7 @@ transform. The same crop and flip apply to every frame of a clip, so motion stay
 
 from __future__ import annotations
 
+import functools
 import platform
 
 import numpy as np
@@ -46,6 +47,7 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
     return resized.permute(0, 2, 3, 1)  # uint8 (T, h, w, C)
 
 
+@functools.cache  # asked for every clip; the CPU does not change
 def _native_uint8_resize() -> bool:
     """Whether torch interpolates uint8 images itself on this CPU (torchvision's rule for bilinear)."""
     return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in (

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import torch
 
-OUTLIER_KINDS = ("still", "shuffled")
-
 
 def _shuffled_order(num_frames: int, generator: torch.Generator) -> torch.Tensor:
     """A permutation of range(num_frames) that is neither the identity nor its reverse (num_frames >= 3)."""

@@ -28,16 +28,12 @@ def max_probability(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return probabilities(logits, temperature).mean(axis=1).max(axis=1)
 
 
-def _logsumexp(values: np.ndarray, axis: int) -> np.ndarray:
-    """log(sum(exp(values))) along `axis`, computed about the maximum so that nothing overflows."""
-    top = values.max(axis=axis, keepdims=True)
-    return (top + np.log(np.exp(values - top).sum(axis=axis, keepdims=True))).squeeze(axis)
-
-
 def negative_energy(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """float (N,): T·logsumexp(logits / T) of logits float (N, V, K), averaged over the views."""
+    from scipy.special import logsumexp  # here: only a run that scores by energy waits for scipy at start-up
+
     logits = np.asarray(logits, dtype=np.float64)
-    return (temperature * _logsumexp(logits / temperature, axis=-1)).mean(axis=1)
+    return (temperature * logsumexp(logits / temperature, axis=-1)).mean(axis=1)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
