@@ -1,21 +1,22 @@
 """The decord reader: the fast path of `behavior.data.video.Video`, for every file decord can open and decode.
 
 Frames come out upright (decord applies the rotation metadata) and, with `short_side`, scaled by the decoder
-itself. Each video is opened once by decord: a PyAV header probe (no frame decoded) gives the declared size,
-which refuses decompression bombs before decord allocates anything, and the rotation that makes it upright, so
-decord is opened at the right size straight away and no frame is decoded to learn the shape.
+itself. Each video is opened once, by decord: its header gives the declared size, which refuses decompression
+bombs before decord allocates anything, and the rotation that makes it upright, so decord is opened at the right
+size straight away and no frame is decoded to learn the shape. MP4/MOV and AVI headers are read directly
+(`behavior.data.headers`, a few small reads); other containers, and files with several video tracks, are
+probed by PyAV (opened, not decoded).
 """
 
 from __future__ import annotations
 
-import math
-import os
 import struct
 from pathlib import Path
 
 import av  # before decord: decord's bundled ffmpeg, loaded first, breaks PyAV's VP9 encoder
 import numpy as np
 
+from behavior.data.headers import mp4_quarter_turns, video_header
 from behavior.data.video_info import VideoInfo, check_frame_size, plausible_timestamps, short_side_size
 
 try:  # decord has no wheel for some platforms; PyAV then serves every file.
@@ -24,71 +25,6 @@ try:  # decord has no wheel for some platforms; PyAV then serves every file.
     decord.logging.set_level(decord.logging.QUIET)
 except ImportError:  # pragma: no cover - exercised only where decord is missing
     decord = None
-
-_IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-
-
-def _boxes(handle, start: int, end: int):
-    """(type, payload start, payload end) of the ISO-BMFF boxes (MP4/MOV atoms) between two file offsets."""
-    position = start
-    while position + 8 <= end:
-        handle.seek(position)
-        header = handle.read(16)
-        if len(header) < 8:
-            return
-        size, kind = struct.unpack(">I4s", header[:8])
-        offset = 8
-        if size == 1 and len(header) == 16:  # a 64-bit size follows the type
-            size, offset = struct.unpack(">Q", header[8:])[0], 16
-        elif size == 0:  # the box runs to the end of its parent
-            size = end - position
-        if size < offset:
-            return
-        yield kind, position + offset, min(position + size, end)
-        position += size
-
-
-def _matrix(handle, at: int) -> tuple[tuple[float, ...], ...]:
-    """The 3x3 display matrix stored at `at` (a, b, u, c, d, v, x, y, w; u, v, w in 2.30 fixed point, the rest
-    16.16), as floats, row by row."""
-    handle.seek(at)
-    values = struct.unpack(">9i", handle.read(36))
-    return tuple(tuple(values[3 * i + j] / (2**30 if j == 2 else 2**16) for j in range(3)) for i in range(3))
-
-
-def mp4_quarter_turns(path: Path, track_id: int) -> int:
-    """Quarter turns of the display matrix of track `track_id` of an MP4/MOV file (its tkhd matrix after the
-    movie's mvhd matrix, as ffmpeg composes them), read from the header boxes without decoding; 0 when the track
-    or its header is not found. decord (through its ffmpeg) rotates frames by this matrix."""
-    with open(path, "rb") as handle:
-        end = os.fstat(handle.fileno()).st_size
-        movie, track = _IDENTITY, None
-        for kind, start, stop in _boxes(handle, 0, end):
-            if kind != b"moov":
-                continue
-            for child, child_start, child_stop in _boxes(handle, start, stop):
-                if child == b"mvhd":
-                    handle.seek(child_start)
-                    movie = _matrix(handle, child_start + (48 if handle.read(1) == b"\x01" else 36))
-                elif child == b"trak":
-                    for leaf, leaf_start, _ in _boxes(handle, child_start, child_stop):
-                        if leaf != b"tkhd":
-                            continue
-                        handle.seek(leaf_start)
-                        version = handle.read(1)
-                        handle.seek(leaf_start + (20 if version == b"\x01" else 12))
-                        if struct.unpack(">I", handle.read(4))[0] == track_id:
-                            track = _matrix(handle, leaf_start + (52 if version == b"\x01" else 40))
-            break
-    if track is None:
-        return 0
-    m = [[sum(track[i][e] * movie[e][j] for e in range(3)) for j in range(3)] for i in range(3)]
-    # av_display_rotation_get: the angle of the matrix's first row, each column scaled to unit length
-    scale_x, scale_y = math.hypot(m[0][0], m[1][0]), math.hypot(m[0][1], m[1][1])
-    if scale_x == 0 or scale_y == 0:
-        return 0
-    degrees = -math.degrees(math.atan2(m[0][1] / scale_y, m[0][0] / scale_x))
-    return round(degrees / 90) % 4
 
 
 def probe(path: Path) -> tuple[int, int, int] | None:
@@ -117,7 +53,7 @@ class DecordReader:
     name = "decord"
 
     def __init__(self, path: Path, short_side: int | None, num_threads: int):
-        declared = probe(path)
+        declared = video_header(path) or probe(path)  # MP4/MOV/AVI: a few header reads; others: PyAV
         if declared is not None:
             width, height, turns = declared
             check_frame_size(width, height)  # before decord allocates anything

@@ -302,11 +302,12 @@ def test_decord_opens_a_video_once_and_decodes_nothing_to_learn_its_shape(tmp_pa
 def test_a_rotation_the_header_probe_misses_falls_back_to_pyav(tmp_path, monkeypatch):
     """Should the probe get the rotation wrong, decord's frames do not have the declared shape: the video is read
     by PyAV instead, upright, rather than handed out with the wrong size."""
-    path = _rotated_mov(tmp_path / "turned.mov", coded_frames(12, 48, 96), 90)
-    monkeypatch.setattr(decord_module, "mp4_quarter_turns", lambda *_: 0)
+    path = _rotated_mov(tmp_path / "turned.mov", coded_frames(12, 64, 128), 90)
+    monkeypatch.setattr(decord_module, "video_header", lambda _: (128, 64, 0))  # the header reader misses it
+    monkeypatch.setattr(decord_module, "mp4_quarter_turns", lambda *_: 0)  # and so does PyAV's probe
     with Video(path) as video:
         frames = video.get_frames([0, 5])
-        assert video.backend == "pyav" and frames.shape == (2, 96, 48, 3)
+        assert video.backend == "pyav" and frames.shape == (2, 128, 64, 3)
 
 
 def test_a_last_read_gives_the_same_frames_and_later_reads_stay_right(make_video):
