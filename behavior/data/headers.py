@@ -215,23 +215,30 @@ def sps_size(nal: bytes) -> tuple[int, int] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
-def _iso_bmff(handle, end: int) -> tuple[int, int, int] | None:
+def _movie(handle, end: int) -> tuple[tuple[tuple[float, ...], ...], list[dict]] | None:
+    """The movie's display matrix (mvhd) and what each of its tracks says (`_track`), or None without a moov."""
     moov = _child(handle, 0, end, b"moov")
     if moov is None:
         return None
-    movie, videos = _IDENTITY, []
+    matrix, tracks = _IDENTITY, []
     for kind, start, stop in _boxes(handle, *moov):
         if kind == b"mvhd":
             handle.seek(start)
-            movie = _matrix(handle, start + (48 if handle.read(1) == b"\x01" else 36))
+            matrix = _matrix(handle, start + (48 if handle.read(1) == b"\x01" else 36))
         elif kind == b"trak":
-            track = _track(handle, start, stop)
-            if track.get("handler") == b"vide":
-                videos.append(track)
+            tracks.append(_track(handle, start, stop))
+    return matrix, tracks
+
+
+def _iso_bmff(handle, end: int) -> tuple[int, int, int] | None:
+    movie = _movie(handle, end)
+    if movie is None:
+        return None
+    videos = [track for track in movie[1] if track.get("handler") == b"vide"]
     if len(videos) != 1 or videos[0].get("size") is None:
         return None
     width, height = videos[0]["size"]
-    return width, height, quarter_turns(videos[0].get("matrix", _IDENTITY), movie)
+    return width, height, quarter_turns(videos[0].get("matrix", _IDENTITY), movie[0])
 
 
 def mp4_quarter_turns(path: Path, track_id: int) -> int:
@@ -239,20 +246,11 @@ def mp4_quarter_turns(path: Path, track_id: int) -> int:
     with the track's), for a file with several video tracks whose chosen one PyAV names; 0 when the track or its
     header is not found."""
     with open(path, "rb") as handle:
-        end = os.fstat(handle.fileno()).st_size
-        moov = _child(handle, 0, end, b"moov")
-        if moov is None:
-            return 0
-        movie, track = _IDENTITY, None
-        for kind, start, stop in _boxes(handle, *moov):
-            if kind == b"mvhd":
-                handle.seek(start)
-                movie = _matrix(handle, start + (48 if handle.read(1) == b"\x01" else 36))
-            elif kind == b"trak":
-                found = _track(handle, start, stop)
-                if found.get("id") == track_id and "matrix" in found:
-                    track = found["matrix"]
-    return 0 if track is None else quarter_turns(track, movie)
+        movie = _movie(handle, os.fstat(handle.fileno()).st_size)
+    if movie is None:
+        return 0
+    matrices = [track["matrix"] for track in movie[1] if track.get("id") == track_id and "matrix" in track]
+    return quarter_turns(matrices[-1], movie[0]) if matrices else 0
 
 
 def video_header(path: Path) -> tuple[int, int, int] | None:
