@@ -35,14 +35,15 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
     else:
         new_height, new_width = int(size * height / width), size
     chw = frames.permute(0, 3, 1, 2)  # (T, C, H, W) view with channels-last strides
-    if _native_uint8_resize():
-        resized = F.interpolate(
-            chw, size=[new_height, new_width], mode="bilinear", align_corners=False, antialias=True
-        )
-    else:
-        resized = F.interpolate(
-            chw.float(), size=[new_height, new_width], mode="bilinear", align_corners=False, antialias=True
-        )
+    native = _native_uint8_resize()
+    resized = F.interpolate(
+        chw if native else chw.float(),
+        size=[new_height, new_width],
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
+    if not native:
         resized = resized.round_().to(torch.uint8)
     return resized.permute(0, 2, 3, 1)  # uint8 (T, h, w, C)
 
