@@ -126,3 +126,33 @@ def test_evaluate_reports_calibration_with_a_reliability_diagram(tiny_confident_
     assert all(int(r["unknown"]) == (float(r["unknown_score"]) < threshold) for r in rows)
     text = capsys.readouterr().out
     assert "ECE (15 bins)" in text and "reliability_diagram.png" in text
+
+
+def test_a_batch_bigger_than_one_cpu_pass_is_scored_in_passes_with_the_same_outputs(monkeypatch):
+    import torch
+
+    from behavior.config import ModelConfig
+    from behavior.engine import scoring
+    from behavior.models.classifier import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.25, head="attention"), list("abcde"), num_frames=3).eval()
+    clips = torch.randn(3, 2, 3, 3, 32, 32)  # (B, V, T, C, H, W): 6 clips of 3 x 3 x 32 x 32 = 9216 values
+    with torch.inference_mode():
+        logits, features = model.forward_scores(clips.flatten(0, 1))  # (6, K), (6, D): one pass
+    passes = []
+    forward = model.forward_scores
+    monkeypatch.setattr(model, "forward_scores", lambda x: passes.append(len(x)) or forward(x))
+    monkeypatch.setattr(scoring, "CPU_VALUES_PER_PASS", 2 * 9216 + 1)  # two clips per pass
+    with torch.inference_mode():
+        outputs = scoring.score_batch(model, clips, torch.device("cpu"))
+    assert passes == [2, 2, 2]
+    assert outputs.logits.shape == (3, 2, 5) and outputs.features.shape == (3, 2, features.shape[1])
+    assert torch.allclose(outputs.logits.flatten(0, 1), logits, atol=1e-5)
+    assert torch.allclose(outputs.features.flatten(0, 1), features, atol=1e-5)
+    passes.clear()
+    monkeypatch.setattr(scoring, "CPU_VALUES_PER_PASS", 100)  # less than one clip: still one clip per pass
+    with torch.inference_mode():
+        scoring.score_batch(model, clips[:1], torch.device("cpu"))
+    assert passes == [1, 1]
+    assert scoring.clips_per_pass(clips.flatten(0, 1), torch.device("cuda")) == 6  # accelerators: one pass
