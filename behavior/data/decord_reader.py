@@ -3,9 +3,9 @@
 Frames come out upright (decord applies the rotation metadata) and, with `short_side`, scaled by the decoder
 itself. Each video is opened once, by decord: its header gives the declared size, which refuses decompression
 bombs before decord allocates anything, and the rotation that makes it upright, so decord is opened at the right
-size straight away and no frame is decoded to learn the shape. For H.264 in MP4/MOV the header is read directly
-(`behavior.data.headers`, a few small reads); other containers and codecs, and files with several video tracks,
-are probed by PyAV first (opened, not decoded).
+size straight away and no frame is decoded to learn the shape. For H.264 in MP4/MOV and MPEG-4 part 2 in AVI the
+header is read directly (`behavior.data.headers`, a few small reads); other containers and codecs, and files with
+several video streams, are probed by PyAV first (opened, not decoded).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DecordReader:
     name = "decord"
 
     def __init__(self, path: Path, short_side: int | None, num_threads: int):
-        declared = video_header(path) or probe(path)  # H.264 MP4/MOV: header reads; others: PyAV
+        declared = video_header(path) or probe(path)  # H.264 MP4/MOV, MPEG-4 AVI: header reads; others: PyAV
         if declared is not None:
             width, height, turns = declared
             check_frame_size(width, height)  # before decord allocates anything

@@ -1,13 +1,15 @@
-"""Container headers read without a demuxer: the size and rotation of the H.264 video track of an MP4/MOV file.
+"""Container headers read without a demuxer: the size and rotation of the one video stream of an MP4/MOV file
+with H.264 and of an AVI file with MPEG-4 part 2 (DivX, Xvid, ffmpeg's mpeg4).
 
 The decord reader needs a video's size (to refuse decompression bombs before decord allocates anything, and to ask
 decord for the scaled size) and its rotation (decord turns the frames upright) before it opens the file. For the
-files most clips come as, H.264 in MP4/MOV, the header boxes hold both: the rotation in the track's display
-matrix, the size in the sequence parameter set (SPS) the decoder itself will use, so a file whose other boxes
-declare a small size and whose SPS a huge one is judged by the SPS, as ffmpeg would decode it. Reading them takes
-a few small reads; `video_header` gives (width, height, quarter turns), or None for another container or codec,
-several video tracks (ffmpeg's choice among them is its own), or anything it does not understand, and the caller
-asks PyAV instead.
+files most clips come as, the headers hold both, and reading them takes a few small reads instead of a second
+open by PyAV. The size is always the one the decoder itself will use, so that a file whose container declares a
+small size and whose bitstream a huge one is judged by the bitstream, as ffmpeg would decode it: in MP4/MOV the
+sequence parameter set (SPS) in the `avcC` box, in AVI the video object layer (VOL) header at the start of the
+first frame. MP4/MOV carry the rotation in the track's display matrix; AVI has none. `video_header` gives (width,
+height, quarter turns), or None for another container or codec, several video streams (ffmpeg's choice among
+them is its own), or anything it does not understand, and the caller asks PyAV instead.
 """
 
 from __future__ import annotations
@@ -109,10 +111,10 @@ def _avcc_size(handle, start: int, end: int) -> tuple[int, int] | None:
 
 
 class _Bits:
-    """Reads an H.264 RBSP bit by bit (emulation prevention bytes removed)."""
+    """Reads a bitstream header bit by bit, most significant bit first."""
 
     def __init__(self, data: bytes):
-        self.data = data.replace(b"\x00\x00\x03", b"\x00\x00")
+        self.data = data
         self.position = 0
 
     def bit(self) -> int:
@@ -163,7 +165,7 @@ def sps_size(nal: bytes) -> tuple[int, int] | None:
     if len(nal) < 4 or nal[0] & 0x1F != 7:
         return None
     try:
-        bits = _Bits(nal[1:])
+        bits = _Bits(nal[1:].replace(b"\x00\x00\x03", b"\x00\x00"))  # the RBSP: no emulation bytes
         profile = bits.bits(8)
         bits.bits(16)  # constraint flags, level
         bits.ue()  # seq_parameter_set_id
@@ -241,6 +243,121 @@ def _iso_bmff(handle, end: int) -> tuple[int, int, int] | None:
     return width, height, quarter_turns(videos[0].get("matrix", _IDENTITY), movie[0])
 
 
+# ------------------------------------------------------------------------------------------------------------ AVI
+
+# codec tags (strf biCompression) that ffmpeg decodes as MPEG-4 part 2, the ones AVI files commonly carry
+_MPEG4_PART2 = {
+    b"FMP4", b"DIVX", b"DX50", b"XVID", b"MP4V", b"MP4S", b"M4S2", b"3IV2", b"UMP4", b"RMP4", b"SMP4", b"DM4V"
+}  # fmt: skip
+
+
+def _chunks(handle, start: int, end: int):
+    """(id, list type or None, payload start, payload end) of the RIFF chunks between two file offsets; a LIST's
+    payload starts after its type."""
+    position = start
+    while position + 8 <= end:
+        handle.seek(position)
+        header = handle.read(12)
+        if len(header) < 8:
+            return
+        kind, size = struct.unpack("<4sI", header[:8])
+        stop = min(position + 8 + size, end)
+        if kind == b"LIST":
+            if len(header) < 12:
+                return
+            yield kind, header[8:12], position + 12, stop
+        else:
+            yield kind, None, position + 8, stop
+        position += 8 + size + (size & 1)  # chunks are padded to even sizes
+
+
+def vol_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of the first MPEG-4 part 2 video object layer header in `data` (ISO/IEC 14496-2
+    6.2.3); None when there is none, its shape is not rectangular, or it cannot be parsed."""
+    at = 0
+    while (at := data.find(b"\x00\x00\x01", at)) >= 0 and at + 3 < len(data):
+        if 0x20 <= data[at + 3] <= 0x2F:  # video_object_layer_start_code
+            break
+        at += 3
+    else:
+        return None
+    try:
+        bits = _Bits(data[at + 4 :])
+        bits.bits(9)  # random_accessible_vol, video_object_type_indication
+        verid = 1
+        if bits.bit():  # is_object_layer_identifier
+            verid = bits.bits(4)
+            bits.bits(3)  # video_object_layer_priority
+        if bits.bits(4) == 0xF:  # aspect_ratio_info: extended
+            bits.bits(16)  # par_width, par_height
+        if bits.bit():  # vol_control_parameters
+            bits.bits(3)  # chroma_format, low_delay
+            if bits.bit():  # vbv_parameters
+                bits.bits(79)  # bit rate, buffer size and occupancy with their markers
+        shape = bits.bits(2)
+        if shape == 3 and verid != 1:  # greyscale
+            bits.bits(4)
+        bits.bit()  # marker
+        resolution = bits.bits(16)  # vop_time_increment_resolution
+        bits.bit()  # marker
+        if bits.bit():  # fixed_vop_rate
+            bits.bits(max(1, (resolution - 1).bit_length()))  # fixed_vop_time_increment
+        if shape != 0:  # not rectangular: no size here
+            return None
+        bits.bit()  # marker
+        width = bits.bits(13)
+        bits.bit()  # marker
+        height = bits.bits(13)
+    except IndexError:
+        return None
+    return (width, height) if width and height else None
+
+
+def _avi(handle, end: int) -> tuple[int, int, int] | None:
+    """(width, height, 0) of the one video stream of an AVI file when it is MPEG-4 part 2, from the VOL header
+    in its codec data or its first frame; None otherwise."""
+    handle.seek(0)
+    head = handle.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None
+    end = min(end, 8 + struct.unpack("<I", head[4:8])[0])
+    videos, movi = [], None  # (stream number, codec tag, codec data)
+    for _, listed, start, stop in _chunks(handle, 12, end):
+        if listed == b"hdrl":
+            streams = [(s, e) for _, inner, s, e in _chunks(handle, start, stop) if inner == b"strl"]
+            for number, (s, e) in enumerate(streams):
+                parts = {k: (a, b) for k, _, a, b in _chunks(handle, s, e) if k in (b"strh", b"strf")}
+                if b"strh" not in parts:
+                    return None
+                handle.seek(parts[b"strh"][0])
+                if handle.read(4) != b"vids":
+                    continue
+                if b"strf" not in parts or parts[b"strf"][1] - parts[b"strf"][0] < 40:
+                    return None
+                a, b = parts[b"strf"]
+                handle.seek(a)
+                info = handle.read(min(b - a, 4096))  # BITMAPINFOHEADER (40 bytes), then codec data
+                videos.append((number, info[16:20].upper(), info[40:]))
+        elif listed == b"movi":
+            movi = (start, stop)
+            break
+    if len(videos) != 1 or movi is None or videos[0][1] not in _MPEG4_PART2:
+        return None
+    number, _, codec_data = videos[0]
+    size = vol_size(codec_data)
+    if size is None:
+        frames = {b"%02ddc" % number, b"%02ddb" % number}
+        for kind, listed, start, stop in _chunks(handle, *movi):
+            if listed is not None or kind not in frames:
+                continue
+            if start == stop:  # an empty (dropped) frame
+                continue
+            handle.seek(start)
+            size = vol_size(handle.read(min(stop - start, 4096)))
+            break
+    return None if size is None else (*size, 0)
+
+
 def mp4_quarter_turns(path: Path, track_id: int) -> int:
     """Quarter turns of the display matrix of track `track_id` of an MP4/MOV file (the movie's matrix composed
     with the track's), for a file with several video tracks whose chosen one PyAV names; 0 when the track or its
@@ -254,15 +371,20 @@ def mp4_quarter_turns(path: Path, track_id: int) -> int:
 
 
 def video_header(path: Path) -> tuple[int, int, int] | None:
-    """(width, height, quarter turns) of the one video track of an MP4/MOV file when it is H.264, from its header:
-    the size the decoder will output (before turning) and the turns that make it upright. None for other
-    containers and codecs, several video tracks, a header this does not understand, or a file it cannot read."""
+    """(width, height, quarter turns) of the one video stream of an MP4/MOV file with H.264 or an AVI file with
+    MPEG-4 part 2, from its headers: the size the decoder will output (before turning) and the turns that make it
+    upright. None for other containers and codecs, several video streams, a header this does not understand, or
+    a file it cannot read."""
     try:
         with open(path, "rb") as handle:
             end = os.fstat(handle.fileno()).st_size
-            if handle.read(8)[4:8] not in _ISO_BMFF_FIRST:
+            first = handle.read(8)
+            if first[:4] == b"RIFF":
+                found = _avi(handle, end)
+            elif first[4:8] in _ISO_BMFF_FIRST:
+                found = _iso_bmff(handle, end)
+            else:
                 return None
-            found = _iso_bmff(handle, end)
     except (OSError, struct.error):
         return None
     if found is None or not found[0] or not found[1]:

@@ -26,7 +26,6 @@ from behavior.engine.calibration import probabilities
 from behavior.engine.metrics import classification_report
 from behavior.engine.runtime import Distributed, autocast, eval_mode
 
-
 # On a CPU a forward pass takes at most this many input values (clips x T x C x H x W; at least one clip):
 # 4 demo clips (8 x 3 x 64 x 64), 1 efficientnet_lite0 clip at 112 px. Measured on the 2-core benchmark machine
 # (16 clips, the same logits): in passes of this size they took 0.61x (demo) and 0.36x (Lite0) the time of one
