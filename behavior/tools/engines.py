@@ -1,6 +1,7 @@
 """Inference engines: what runs a checkpoint's model in `behavior predict` and `behavior live` (`--engine`).
 
-- `torch`: the model in eager PyTorch, channels-last (`behavior.engine.checkpoint.load_trained_model`);
+- `torch`: the model in eager PyTorch, channels-last (`behavior.engine.checkpoint.load_trained_model`), with
+  its batch norms folded into the convolutions before them (`behavior.models.fusion`);
 - `onnx`: the checkpoint exported to ONNX (`behavior.tools.export`) and run by ONNX Runtime on the CPU.
 
 The ONNX files are exported on first use into a cache folder keyed by the checkpoint's content (its SHA-256) and
@@ -26,6 +27,7 @@ from behavior.config import ENGINES
 from behavior.engine.checkpoint import load_trained_model
 from behavior.errors import UsageError
 from behavior.models.classifier import ClipClassifier, StreamStep
+from behavior.models.fusion import fold_batch_norms
 
 
 def onnx_cache_folder() -> Path:
@@ -149,6 +151,7 @@ def load_engine(
         raise UsageError(f"--engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
     model, cfg = load_trained_model(checkpoint, device)
     if engine == "torch":
+        fold_batch_norms(model)  # the same outputs, 0.56-0.87x the time per clip (behavior.models.fusion)
         return model, cfg
     try:
         import onnxruntime  # noqa: F401

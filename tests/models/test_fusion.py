@@ -1,0 +1,65 @@
+"""Batch norms folded into their convolutions for inference: the same logits, features, attention maps and
+streamed steps as the model before, on every backbone, with batch-norm statistics far from their initial values."""
+
+import pytest
+import torch
+from test_model import CLASSES, clip, tiny
+from torch import nn
+
+from behavior.models.classifier import build_model
+from behavior.models.fusion import fold_batch_norms
+from behavior.models.registry import BACKBONES
+
+
+def with_random_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The model in eval mode with every batch norm's statistics and affine parameters drawn at random: folding
+    initial statistics (mean 0, variance 1) would hide a wrong scale or shift."""
+    generator = torch.Generator().manual_seed(seed)
+    for bn in model.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            n = bn.num_features
+            bn.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+            bn.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.2)
+            bn.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            bn.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_folding_keeps_the_outputs_of_every_backbone(backbone):
+    torch.manual_seed(0)
+    model = with_random_norms(build_model(tiny(backbone, head="attention"), CLASSES, num_frames=3))
+    x = clip(b=2, t=3)
+    with torch.inference_mode():
+        logits, features, maps = model.forward_scores(x, return_attention=True)
+        norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+        folded = fold_batch_norms(model)
+        folded_logits, folded_features, folded_maps = model.forward_scores(x, return_attention=True)
+    assert folded > 0
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == norms - folded
+    assert torch.allclose(folded_logits, logits, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(folded_features, features, atol=1e-4, rtol=1e-4)
+    if maps is not None:
+        assert torch.allclose(folded_maps, maps, atol=1e-5)
+
+
+def test_a_folded_online_model_still_streams_its_clip_forward():
+    torch.manual_seed(0)
+    model = with_random_norms(build_model(tiny(temporal_shift=True, shift="online"), CLASSES, num_frames=3))
+    fold_batch_norms(model)
+    x = clip(b=1, t=3)
+    with torch.inference_mode():
+        whole = model.forward_features(x)  # (1·3, D)
+        shifted, streamed = None, []
+        for t in range(3):
+            step = model.forward_step(x[:, t], shifted)
+            shifted = step.shifted
+            streamed.append(step.features)
+    assert torch.allclose(torch.cat(streamed), whole.reshape(3, -1), atol=1e-5)
+
+
+def test_folding_a_model_in_training_mode_is_refused():
+    model = build_model(tiny(), CLASSES, num_frames=3).train()
+    with pytest.raises(ValueError, match="eval"):
+        fold_batch_norms(model)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
