@@ -239,6 +239,36 @@ def test_writer_round_trip(tmp_path, suffix):
         assert [frame_number(f) for f in video.get_frames([0, 5, 11])] == [0, 5, 11]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_realtime_writer_gives_the_same_frames_and_colours_as_the_default_one(tmp_path, suffix):
+    """Live mode's writer (ultrafast H.264, OpenCV's colour conversion) decodes to the same frames, with colours
+    as close to the input as the default writer's, and gives the same bytes for the same frames."""
+    frames = coded_frames(
+        12, 32, 48
+    )  # flat greys on the left (a colour shift shows there), texture on the right
+    paths = {}
+    for realtime in (False, True):
+        paths[realtime] = tmp_path / f"{realtime}{suffix}"
+        with VideoWriter(paths[realtime], fps=12, realtime=realtime) as writer:
+            for frame in frames:
+                writer.write(frame)
+    errors = {}
+    for realtime, path in paths.items():
+        with Video(path) as video:
+            decoded = video.get_frames(range(12))
+        assert [frame_number(f) for f in decoded[[0, 5, 11]]] == [0, 5, 11]
+        difference = np.abs(decoded.astype(int) - frames.astype(int))  # (T, H, W, 3)
+        errors[realtime] = difference[:, :, :24].mean(), difference[:, :, 24:].mean()  # flat greys, texture
+    assert errors[True][0] <= errors[False][0] + 0.5, errors  # colours: as close as ffmpeg's conversion
+    # random colour noise loses a little more to OpenCV's chroma subsampling (on real footage it is no worse)
+    assert errors[True][1] <= 1.2 * errors[False][1], errors
+    again = tmp_path / f"again{suffix}"
+    with VideoWriter(again, fps=12, realtime=True) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert again.read_bytes() == paths[True].read_bytes()
+
+
 def test_writer_refuses_unknown_extension_and_bad_frames(tmp_path):
     with pytest.raises(ValueError, match="valid: .avi"):
         VideoWriter(tmp_path / "out.xyz", fps=10)
