@@ -1,7 +1,8 @@
 """Inference engines: what runs a checkpoint's model in `behavior predict` and `behavior live` (`--engine`).
 
 - `torch`: the model in eager PyTorch, channels-last (`behavior.engine.checkpoint.load_trained_model`), with
-  its batch norms folded into the convolutions before them (`behavior.models.fusion`);
+  its batch norms folded into the convolutions before them (`behavior.models.fusion`) unless the feature cache
+  serves its frozen part;
 - `onnx`: the checkpoint exported to ONNX (`behavior.tools.export`) and run by ONNX Runtime on the CPU.
 
 The ONNX files are exported on first use into a cache folder keyed by the checkpoint's content (its SHA-256) and
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from behavior.config import ENGINES
+from behavior.data.feature_cache import cache_folder
 from behavior.engine.checkpoint import load_trained_model
 from behavior.errors import UsageError
 from behavior.models.classifier import ClipClassifier, StreamStep
@@ -151,7 +153,11 @@ def load_engine(
         raise UsageError(f"--engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
     model, cfg = load_trained_model(checkpoint, device)
     if engine == "torch":
-        fold_batch_norms(model)  # the same outputs, 0.56-0.87x the time per clip (behavior.models.fusion)
+        # the same outputs in 0.56-0.87x the time per clip (behavior.models.fusion); not where the feature cache
+        # serves the model's frozen part, whose entries are keyed by those layers' weights (folded ones would
+        # miss every entry that training and evaluation made)
+        if cache_folder(cfg.data.feature_cache) is None or model.cache_depth() == 0:
+            fold_batch_norms(model)
         return model, cfg
     try:
         import onnxruntime  # noqa: F401

@@ -63,3 +63,16 @@ def test_folding_a_model_in_training_mode_is_refused():
     with pytest.raises(ValueError, match="eval"):
         fold_batch_norms(model)
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_the_torch_engine_runs_the_checkpoint_folded_with_the_same_logits(tiny_run):
+    from behavior.engine.checkpoint import load_trained_model
+    from behavior.tools.engines import load_engine
+
+    model, cfg = load_trained_model(tiny_run / "best.pt")
+    engine, _ = load_engine(tiny_run / "best.pt", "torch", torch.device("cpu"))
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len([m for m in engine.modules() if isinstance(m, nn.BatchNorm2d)]) < len(norms)
+    x = clip(b=2, t=cfg.sampler.num_frames, size=cfg.transform.crop)
+    with torch.inference_mode():
+        assert torch.allclose(engine(x), model(x), atol=1e-4, rtol=1e-4)
