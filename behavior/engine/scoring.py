@@ -61,7 +61,7 @@ def score_batch(
     clip = rearrange(clip, "b v t ... -> (b v) t ...").to(device, non_blocking=True)  # (B·V, T, ...)
     step = clips_per_pass(clip, device)
     with autocast(device, amp):
-        parts = [model.forward_scores(clip[i : i + step]) for i in range(0, len(clip), step)]
+        parts = [model.forward_scores(clip[i : i + step]) for i in range(0, max(1, len(clip)), step)]
     logits = torch.cat([part[0] for part in parts])  # (B·V, K)
     features = torch.cat([part[1] for part in parts])  # (B·V, D)
     return ClipOutputs(

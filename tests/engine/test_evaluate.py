@@ -156,3 +156,6 @@ def test_a_batch_bigger_than_one_cpu_pass_is_scored_in_passes_with_the_same_outp
         scoring.score_batch(model, clips[:1], torch.device("cpu"))
     assert passes == [1, 1]
     assert scoring.clips_per_pass(clips.flatten(0, 1), torch.device("cuda")) == 6  # accelerators: one pass
+    with torch.inference_mode():  # an empty batch gives empty outputs, as one forward of it does
+        empty = scoring.score_batch(model, clips[:0], torch.device("cpu"))
+    assert empty.logits.shape == (0, 2, 5)  # (B, V, K)
