@@ -141,6 +141,20 @@ def test_a_damaged_header_gives_none_not_an_error(tmp_path, damage):
     assert video_header(broken) is None
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "no frame"])
+def test_a_damaged_avi_header_gives_none_not_an_error(tmp_path, damage):
+    whole = _write(tmp_path / "clip.avi", coded_frames(4, 48, 64), codec="mpeg4").read_bytes()
+    movi = whole.index(b"movi")
+    contents = {
+        "truncated": whole[:200],  # inside the stream headers
+        "garbage": whole[:12] + bytes(range(256)) * 4,
+        "no frame": whole[: movi + 4],  # the headers, and no frame to read the VOL from
+    }
+    broken = tmp_path / f"{damage}.avi"
+    broken.write_bytes(contents[damage])
+    assert video_header(broken) is None
+
+
 def test_decord_reader_opens_an_h264_mp4_or_mov_and_an_mpeg4_avi_without_pyav(tmp_path, monkeypatch):
     """One open per video: the header reader gives the size, so PyAV never opens the file."""
     paths = [_write(tmp_path / name, coded_frames(6, 48, 64)) for name in ("a.mp4", "b.mov")]
