@@ -266,16 +266,25 @@ class FeatureSource:
     flip: bool  # the mirror image is kept too
 
 
+def caches_features(cfg: Config, model) -> bool:
+    """Whether `cfg` sets up a feature cache for `model`: `data.feature_cache` is on and the model has a frozen
+    part before its first trainable or frame-mixing step."""
+    return cache_folder(cfg.data.feature_cache) is not None and model.cache_depth() > 0
+
+
 def feature_source(cfg: Config, model) -> FeatureSource | None:
-    """The feature cache of `model` as `cfg` sets it up, or None where nothing can be cached (no frozen part
-    before the first trainable or frame-mixing step, or `data.feature_cache` turned off)."""
-    folder = cache_folder(cfg.data.feature_cache)
-    depth = model.cache_depth()
-    if folder is None or depth == 0:
+    """The feature cache of `model` as `cfg` sets it up, or None where nothing can be cached
+    (`caches_features`)."""
+    if not caches_features(cfg, model):
         return None
+    depth = model.cache_depth()
     recipe = clip_recipe(cfg, train=False)
     return FeatureSource(
-        FeatureCache(folder, fingerprint(model, depth, recipe)), model, depth, recipe, cfg.transform.flip
+        FeatureCache(cache_folder(cfg.data.feature_cache), fingerprint(model, depth, recipe)),
+        model,
+        depth,
+        recipe,
+        cfg.transform.flip,
     )
 
 

@@ -81,11 +81,12 @@ class VideoWriter:
             raise ValueError(f"{self.path}: frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
         if self._stream is None:
             self._open_stream(*frame.shape[:2])
+        frame = np.ascontiguousarray(frame)
         if self._realtime and self._stream.pix_fmt == "yuv420p":
-            yuv = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)  # uint8 (H·3/2, W)
+            yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)  # uint8 (H·3/2, W)
             image = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         else:
-            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            image = av.VideoFrame.from_ndarray(frame, format="rgb24")
         for packet in self._stream.encode(image):
             self._container.mux(packet)
         self.num_frames += 1

@@ -16,9 +16,9 @@ from behavior.models.efficientnet import ConvBNAct
 
 def _pairs(module: nn.Module) -> list[tuple[str, str]]:
     """Names of the (convolution, batch norm) children of `module` where the norm takes the convolution's output
-    directly: neighbours in an nn.Sequential, and EfficientNet's ConvBNAct."""
+    directly: neighbours in an nn.Sequential, and EfficientNet's ConvBNAct (until its norm is folded)."""
     if isinstance(module, ConvBNAct):
-        return [("conv", "bn")]
+        return [("conv", "bn")] if isinstance(module.bn, nn.BatchNorm2d) else []
     if not isinstance(module, nn.Sequential):
         return []
     names = list(module._modules)
@@ -41,7 +41,7 @@ def fold_batch_norms(model: nn.Module) -> int:
     for module in list(model.modules()):
         for conv_name, bn_name in _pairs(module):
             conv, bn = module._modules[conv_name], module._modules[bn_name]
-            if not isinstance(bn, nn.BatchNorm2d) or not bn.track_running_stats:
+            if not bn.track_running_stats:  # no running statistics to fold
                 continue
             module._modules[conv_name] = fuse_conv_bn_eval(conv, bn)  # a copy of conv's class, with a bias
             module._modules[bn_name] = nn.Identity()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from behavior.config import ENGINES
-from behavior.data.feature_cache import cache_folder
+from behavior.data.feature_cache import caches_features
 from behavior.engine.checkpoint import load_trained_model
 from behavior.errors import UsageError
 from behavior.models.classifier import ClipClassifier, StreamStep
@@ -156,7 +156,7 @@ def load_engine(
         # the same outputs in 0.56-0.87x the time per clip (behavior.models.fusion); not where the feature cache
         # serves the model's frozen part, whose entries are keyed by those layers' weights (folded ones would
         # miss every entry that training and evaluation made)
-        if cache_folder(cfg.data.feature_cache) is None or model.cache_depth() == 0:
+        if not caches_features(cfg, model):
             fold_batch_norms(model)
         return model, cfg
     try:
