@@ -1,7 +1,7 @@
 """Inference engines on the CPU: clips/s of eager PyTorch (contiguous), PyTorch channels-last, PyTorch
-channels-last with its batch norms folded into the convolutions (what `--engine torch` loads) and ONNX Runtime
-(`--engine onnx`), on the demo model and on efficientnet_lite0, at batch 1 and batch 32; and the per-frame step of
-live mode (`forward_step`, one frame, the online shift) on each engine.
+channels-last with its batch norms folded into the convolutions and oneDNN for every convolution (what `--engine
+torch` loads) and ONNX Runtime (`--engine onnx`), on the demo model and on efficientnet_lite0, at batch 1 and batch
+32; and the per-frame step of live mode (`forward_step`, one frame, the online shift) on each engine.
 
 Every variant runs in this process under `torch.inference_mode()` (ONNX Runtime with as many intra-op threads as
 torch uses, as `behavior.tools.engines.OnnxModel` opens it), on the same random clips, in turns (interleaved) in
@@ -30,11 +30,12 @@ from harness import (
 
 from behavior.engine.checkpoint import load_trained_model
 from behavior.models.fusion import fold_batch_norms
+from behavior.models.onednn import use_onednn_convolutions
 from behavior.tools.engines import OnnxModel
 from behavior.tools.export import TOLERANCE, export_onnx
 
 TITLE = "Inference engines: eager PyTorch, channels-last, ONNX Runtime"
-TORCH_ENGINE = "PyTorch channels-last, batch norms folded"  # what --engine torch loads (load_engine)
+TORCH_ENGINE = "PyTorch channels-last, batch norms folded, oneDNN"  # what --engine torch loads (load_engine)
 TORCH_VARIANTS = ("PyTorch eager", "PyTorch channels-last", TORCH_ENGINE)
 CLEARLY = 1.1  # an engine is "clearly faster" when its clips/s is at least this multiple of the other's
 
@@ -64,6 +65,7 @@ def engines_of(settings: Settings, short: str, overrides: list[str]) -> tuple[di
     channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     folded = copy.deepcopy(channels_last)
     fold_batch_norms(folded)
+    use_onednn_convolutions(folded)
     folder, seconds = settings.work / "engines" / checkpoint.stem, None
     if not (folder / "model.onnx").is_file():
         started = time.perf_counter()
