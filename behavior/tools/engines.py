@@ -159,8 +159,8 @@ def load_engine(
         # miss every entry that training and evaluation made)
         if not caches_features(cfg, model):
             fold_batch_norms(model)
-        # one-frame steps in 0.69x the time (the demo model's online step, 1.64 -> 1.12 ms): oneDNN's kernel
-        # where PyTorch would take its own for small inputs (behavior.models.onednn)
+        # one-frame steps in less time (the demo model's online step, median of 9 interleaved rounds: 1.50 -> 1.29
+        # ms): oneDNN's kernel where PyTorch would take its own for small inputs (behavior.models.onednn)
         use_onednn_convolutions(model)
         return model, cfg
     try:
