@@ -2,12 +2,12 @@
 
 PyTorch picks a CPU convolution kernel per call. For a batch of one small input (a 3x3 kernel and at most 20,480
 input values: one 64 px RGB frame, or 16 channels of 32 x 32) it leaves oneDNN for its own im2col + GEMM kernel,
-which on the benchmark machine took 3.2x as long for the demo model's first convolution (184 vs 57 us, channels-
-last) and 1.6x for its last (234 vs 144 us). Those are exactly the calls of the online shift's one-frame step and
-of live mode. `use_onednn_convolutions` makes every eligible nn.Conv2d of a model call oneDNN directly
-(`torch.mkldnn_convolution`, the kernel PyTorch itself uses for bigger inputs) whenever the call runs float32 on
-the CPU without autograd or autocast; everything else (training, CUDA, bf16) takes the ordinary path. Outputs
-equal the ordinary path's to float rounding (the kernels sum in a different order).
+which on the 2-core AVX-512 benchmark machine took 3.2x as long for the demo model's first convolution (184 vs 57
+us, channels-last) and 1.6x for its last (234 vs 144 us). Those are exactly the calls of the online shift's
+one-frame step and of live mode. `use_onednn_convolutions` makes every eligible convolution of a model call oneDNN
+directly (`torch.mkldnn_convolution`, the kernel PyTorch itself uses for bigger inputs) whenever the call runs
+float32 on the CPU without autograd or autocast; everything else (training, CUDA, bf16) takes the ordinary path.
+Outputs equal the ordinary path's to float rounding (the kernels sum in a different order).
 """
 
 from __future__ import annotations
@@ -58,9 +58,8 @@ def _eligible(module: nn.Module) -> bool:
 
 def use_onednn_convolutions(model: nn.Module) -> int:
     """Make every plain nn.Conv2d of `model` (zero padding given in pixels) an `OneDnnConv2d`, and EfficientNet's
-    Conv2dSame an `OneDnnConv2dSame`, in place: the same
-    parameters and state dict, only the kernel choice changes. Nothing happens where PyTorch was built without
-    oneDNN. Returns how many were changed."""
+    Conv2dSame an `OneDnnConv2dSame`, in place: the same parameters and state dict, only the kernel choice
+    changes. Nothing happens where PyTorch was built without oneDNN. Returns how many were changed."""
     if not torch.backends.mkldnn.is_available():
         return 0
     changed = 0
