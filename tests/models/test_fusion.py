@@ -3,7 +3,7 @@ streamed steps as the model before, on every backbone, with batch-norm statistic
 
 import pytest
 import torch
-from test_model import CLASSES, clip, tiny
+from test_model import CLASSES, assert_same_scores, assert_streams_its_clip_forward, clip, tiny
 from torch import nn
 
 from behavior.models.classifier import build_model
@@ -31,31 +31,20 @@ def test_folding_keeps_the_outputs_of_every_backbone(backbone):
     model = with_random_norms(build_model(tiny(backbone, head="attention"), CLASSES, num_frames=3))
     x = clip(b=2, t=3)
     with torch.inference_mode():
-        logits, features, maps = model.forward_scores(x, return_attention=True)
+        before = model.forward_scores(x, return_attention=True)
         norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
         folded = fold_batch_norms(model)
-        folded_logits, folded_features, folded_maps = model.forward_scores(x, return_attention=True)
+        after = model.forward_scores(x, return_attention=True)
     assert folded > 0
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == norms - folded
-    assert torch.allclose(folded_logits, logits, atol=1e-4, rtol=1e-4)
-    assert torch.allclose(folded_features, features, atol=1e-4, rtol=1e-4)
-    if maps is not None:
-        assert torch.allclose(folded_maps, maps, atol=1e-5)
+    assert_same_scores(before, after)
 
 
 def test_a_folded_online_model_still_streams_its_clip_forward():
     torch.manual_seed(0)
     model = with_random_norms(build_model(tiny(temporal_shift=True, shift="online"), CLASSES, num_frames=3))
     fold_batch_norms(model)
-    x = clip(b=1, t=3)
-    with torch.inference_mode():
-        whole = model.forward_features(x)  # (1·3, D)
-        shifted, streamed = None, []
-        for t in range(3):
-            step = model.forward_step(x[:, t], shifted)
-            shifted = step.shifted
-            streamed.append(step.features)
-    assert torch.allclose(torch.cat(streamed), whole.reshape(3, -1), atol=1e-5)
+    assert_streams_its_clip_forward(model)
 
 
 def test_folding_a_model_in_training_mode_is_refused():

@@ -37,6 +37,30 @@ def clip(b: int = 2, t: int = 3, size: int = SIZE, seed: int = 0) -> torch.Tenso
     return torch.randn(b, t, 3, size, size, generator=torch.Generator().manual_seed(seed))  # (B, T, C, H, W)
 
 
+def assert_same_scores(before: tuple, after: tuple) -> None:
+    """Two `forward_scores(..., return_attention=True)` results (logits, features, maps) equal to float rounding:
+    a model before and after an inference-only rewrite."""
+    (logits, features, maps), (new_logits, new_features, new_maps) = before, after
+    assert torch.allclose(new_logits, logits, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(new_features, features, atol=1e-4, rtol=1e-4)
+    if maps is not None:
+        assert torch.allclose(new_maps, maps, atol=1e-5)
+
+
+def assert_streams_its_clip_forward(model: torch.nn.Module, t: int = 3) -> None:
+    """An online-shift model: a clip (1, t, ...) streamed frame by frame through `forward_step`, each frame with
+    the slices the one before kept, gives the clip forward's features (to 1e-5)."""
+    x = clip(b=1, t=t)
+    with torch.inference_mode():
+        whole = model.forward_features(x).reshape(t, -1)  # (t, D)
+        shifted, streamed = None, []
+        for i in range(t):
+            step = model.forward_step(x[:, i], shifted)
+            shifted = step.shifted
+            streamed.append(step.features[0])  # (D,)
+    assert torch.allclose(torch.stack(streamed), whole, atol=1e-5)
+
+
 def calibrated(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
     """The model in eval mode with every batch norm's running statistics set from one batch: a freshly
     initialised network in eval mode shrinks its activations towards zero, which would hide differences."""
