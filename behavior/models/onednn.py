@@ -18,6 +18,14 @@ from torch import Tensor, nn
 from behavior.models.efficientnet import Conv2dSame
 
 
+def _cpu_autocast_on() -> bool:
+    """Whether autocast is on for the CPU (torch 2.3 names the call differently; later versions deprecate it)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch 2.3: no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
 class _OneDnn:
     """Replaces nn.Conv2d's `_conv_forward` (the call after any padding of its own): oneDNN for float32 CPU
     inference, the ordinary path otherwise."""
@@ -28,7 +36,7 @@ class _OneDnn:
             and x.dtype == torch.float32
             and weight.dtype == torch.float32
             and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu")
+            and not _cpu_autocast_on()
         ):
             return torch.mkldnn_convolution(
                 x, weight, bias, self.padding, self.stride, self.dilation, self.groups

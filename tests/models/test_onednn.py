@@ -98,3 +98,13 @@ def test_the_torch_engine_runs_its_convolutions_on_onednn(tiny_run):
     x = clip(b=2, t=cfg.sampler.num_frames, size=cfg.transform.crop)
     with torch.inference_mode():
         assert torch.allclose(engine(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_under_cpu_autocast_the_ordinary_path_runs_in_bf16():
+    torch.manual_seed(0)
+    model = build_model(tiny(), CLASSES, num_frames=3).eval()
+    use_onednn_convolutions(model)
+    x = clip(b=1, t=3)
+    with torch.inference_mode(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        conv = next(m for m in model.modules() if isinstance(m, OneDnnConv2d))
+        assert conv(x[:, 0]).dtype == torch.bfloat16  # autocast's own conv, not oneDNN's float32 call
