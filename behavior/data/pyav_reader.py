@@ -156,7 +156,9 @@ class PyAVReader:
         found: dict[int, np.ndarray] = {}
         for target in wanted:
             if target <= self._position:
-                self._rewind()
+                # back to a frame already passed (the overlapping windows of a long video do this every chunk):
+                # from the keyframe before it where pts allow, not from the start (quadratic over a long video)
+                self._seek_before(int(target)) if self._seekable else self._rewind()
             elif target - self._position > _SEEK_AHEAD_FRAMES and self._seekable:
                 self._seek_before(int(target))
             while self._position < target:

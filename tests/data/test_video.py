@@ -365,3 +365,21 @@ def test_decord_stops_reading_ahead_after_every_read_but_a_last_one(make_video, 
         assert len(stops) == 2
         video.get_frames([7, 29], last=True)
         assert len(stops) == 2
+
+
+def test_pyav_reads_back_from_the_keyframe_before_not_from_the_start(make_video, monkeypatch):
+    """Window prediction reads overlapping chunks, each starting before the last one ended: going back must not
+    decode the video again from its first frame (that made a long video quadratic)."""
+    from behavior.data.pyav_reader import PyAVReader
+
+    path = make_video("long.mp4", num_frames=600, fps=25, height=32, width=64)  # x264 keyframes: 0, 250, 500
+    decoded = []
+    next_frame = PyAVReader._next_frame
+    monkeypatch.setattr(PyAVReader, "_next_frame", lambda self: decoded.append(1) or next_frame(self))
+    with Video(path, backend="pyav") as video:
+        first = video.get_frames(np.arange(520, 531))
+        decoded.clear()
+        back = video.get_frames(np.arange(505, 516))
+    assert [frame_number(f) for f in first] == [i % 64 for i in range(520, 531)]
+    assert [frame_number(f) for f in back] == [i % 64 for i in range(505, 516)]
+    assert len(decoded) < 100  # from the keyframe at 500, not 516 frames from the start
