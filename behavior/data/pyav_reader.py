@@ -1,5 +1,6 @@
 """The PyAV reader: the fallback of `behavior.data.video.Video` (GIFs, streams decord cannot open, files where decord
-fails), decoding forward through the default video stream and seeking only over long gaps."""
+fails), decoding forward through the default video stream, seeking over long gaps and back to the keyframe before a
+frame already passed."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def upright_rgb(frame: av.VideoFrame, turns: int, size: tuple[int, int]) -> np.n
 
 
 class PyAVReader:
-    """Decodes forward through the default video stream, seeking only over long gaps."""
+    """Decodes forward through the default video stream, seeking over long gaps and back to the keyframe before a
+    frame already passed."""
 
     name = "pyav"
 
@@ -158,7 +160,10 @@ class PyAVReader:
             if target <= self._position:
                 # back to a frame already passed (the overlapping windows of a long video do this every chunk):
                 # from the keyframe before it where pts allow, not from the start (quadratic over a long video)
-                self._seek_before(int(target)) if self._seekable else self._rewind()
+                if self._seekable:
+                    self._seek_before(int(target))
+                else:
+                    self._rewind()
             elif target - self._position > _SEEK_AHEAD_FRAMES and self._seekable:
                 self._seek_before(int(target))
             while self._position < target:
