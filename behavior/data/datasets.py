@@ -175,9 +175,9 @@ class ClipRecipe:
     backend: str
     decode_short_side: int | None
 
-    def open(self, path: str | os.PathLike) -> Video:
-        """The video at `path`, opened with this recipe's decoder and decode size."""
-        return Video(path, backend=self.backend, short_side=self.decode_short_side)
+    def open(self, path: str | os.PathLike, sequential: bool = False) -> Video:
+        """The video at `path`, opened with this recipe's decoder and decode size (`sequential`: see `Video`)."""
+        return Video(path, backend=self.backend, short_side=self.decode_short_side, sequential=sequential)
 
 
 def clip_recipe(cfg: Config, train: bool = False, sampler: SamplerConfig | None = None) -> ClipRecipe:

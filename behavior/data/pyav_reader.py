@@ -4,6 +4,7 @@ frame already passed."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,6 +27,40 @@ def upright_rgb(frame: av.VideoFrame, turns: int, size: tuple[int, int]) -> np.n
     image = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="BICUBIC")
     array = image.to_ndarray()  # uint8 (H, W, 3), as stored
     return np.ascontiguousarray(np.rot90(array, k=turns)) if turns else array
+
+
+class DecordScaler:
+    """Frames scaled to `size` (width, height as stored) as decord scales them: an ffmpeg filter graph of
+    `scale=W:H:flags=bilinear` and then `format=rgb24`. Its pixels equal decord's (on the synthetic clips and
+    long videos), where `frame.reformat` differs by about one level on average: a video that falls back to PyAV
+    reaches the model as decord would have decoded it. The graph is built for the first frame's format and size and
+    again when they change."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.size = size
+        self._graph: av.filter.Graph | None = None
+        self._input: tuple[int, int, str] | None = None
+
+    def _build(self, frame: av.VideoFrame) -> None:
+        graph = av.filter.Graph()
+        source = graph.add_buffer(
+            width=frame.width, height=frame.height, format=frame.format.name, time_base=Fraction(1, 1000)
+        )
+        scale = graph.add("scale", f"{self.size[0]}:{self.size[1]}:flags=bilinear")
+        rgb = graph.add("format", "rgb24")
+        sink = graph.add("buffersink")
+        source.link_to(scale)
+        scale.link_to(rgb)
+        rgb.link_to(sink)
+        graph.configure()
+        self._graph, self._input = graph, (frame.width, frame.height, frame.format.name)
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        """uint8 (H, W, 3) RGB, as stored (not turned)."""
+        if self._input != (frame.width, frame.height, frame.format.name):
+            self._build(frame)
+        self._graph.push(frame)
+        return self._graph.pull().to_ndarray()  # uint8 (H, W, 3)
 
 
 class PyAVReader:
@@ -80,6 +115,7 @@ class PyAVReader:
         upright_w, upright_h = (raw_h, raw_w) if self._rotation % 2 else (raw_w, raw_h)
         out_w, out_h = short_side_size(upright_w, upright_h, short_side)
         self._raw_size = (out_h, out_w) if self._rotation % 2 else (out_w, out_h)
+        self._scaler = DecordScaler(self._raw_size)
         self._rewind()
         self.info = VideoInfo(
             path=str(path),
@@ -151,7 +187,10 @@ class PyAVReader:
         return next(self._frames, None)
 
     def _to_array(self, frame) -> np.ndarray:
-        return upright_rgb(frame, self._rotation, self._raw_size)
+        if (frame.width, frame.height) == self._raw_size:  # no scaling: reformat's conversion equals decord's
+            return upright_rgb(frame, self._rotation, self._raw_size)
+        array = self._scaler(frame)  # uint8 (H, W, 3), as stored
+        return np.ascontiguousarray(np.rot90(array, k=self._rotation)) if self._rotation else array
 
     def get_frames(self, indices: np.ndarray, last: bool = False) -> np.ndarray:  # PyAV reads nothing ahead
         wanted = np.unique(indices)

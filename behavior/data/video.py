@@ -82,6 +82,9 @@ class Video:
     `backend="auto"` uses decord and falls back to PyAV when decord is missing, cannot open the file, or
     fails to decode it; `short_side` asks the decoder itself for frames whose short side is that many
     pixels (never upscaled), which is much cheaper than decoding full size and resizing afterwards.
+    `sequential=True` (window prediction, which reads a long video forward chunk after chunk) puts PyAV first
+    in "auto": it decodes only what is asked, while decord's decoder thread decodes ahead into a queue (10-45 MB
+    more per chunk of a two-hour video); both give the same pixels (`pyav_reader.DecordScaler`).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Video:
         backend: str = "auto",
         short_side: int | None = None,
         num_threads: int = 1,
+        sequential: bool = False,
     ):
         if backend not in BACKENDS:
             raise UsageError(f"unknown video backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -100,6 +104,8 @@ class Video:
         _check_readable(self.path)
         if backend == "auto":
             self._candidates = ["decord", "pyav"] if decord_reader.decord is not None else ["pyav"]
+            if sequential:
+                self._candidates.reverse()
         elif backend == "decord" and decord_reader.decord is None:
             raise UsageError("video backend 'decord' was asked for, but decord is not installed")
         else:

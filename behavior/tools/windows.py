@@ -83,7 +83,7 @@ class WindowStream(IterableDataset):
 
     def _video(self, i: int, path: str) -> Iterator[WindowChunk | VideoFailed]:
         try:
-            with self.recipe.open(path) as video:
+            with self.recipe.open(path, sequential=True) as video:  # forward, chunk after chunk
                 info = video.info
                 times = np.append(info.timestamps, info.duration_s)  # start of every frame, then the end
                 step = frame_step(info.timestamps) if info.num_frames > 1 else None  # once per video: O(N)

@@ -383,3 +383,32 @@ def test_pyav_reads_back_from_the_keyframe_before_not_from_the_start(make_video,
     assert [frame_number(f) for f in first] == [i % 64 for i in range(520, 531)]
     assert [frame_number(f) for f in back] == [i % 64 for i in range(505, 516)]
     assert len(decoded) < 100  # from the keyframe at 500, not 516 frames from the start
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_both_decoders_give_the_same_pixels_at_a_reduced_size(make_video, suffix):
+    """The size the loader asks for (72 px here): PyAV scales as decord does, so a video read by either one, or
+    falling back from one to the other, reaches the model with the same pixels."""
+    path = make_video("big" + suffix, num_frames=12, height=120, width=160)
+    every = np.arange(12)
+    with Video(path, backend="decord", short_side=72) as a, Video(path, backend="pyav", short_side=72) as b:
+        assert np.array_equal(a.get_frames(every), b.get_frames(every))
+
+
+def test_a_sequential_read_takes_pyav_first_and_falls_back_to_decord(make_video, monkeypatch):
+    """Window prediction reads forward: PyAV first, which decodes nothing ahead; decord when PyAV cannot."""
+    from behavior.data.pyav_reader import PyAVReader
+
+    path = make_video("clip.mp4", num_frames=10)
+    with Video(path, sequential=True) as video:
+        assert video.backend == "pyav"
+        assert [frame_number(f) for f in video.get_frames([2, 7])] == [2, 7]
+
+    def broken(self, indices, last=False):
+        raise RuntimeError("simulated PyAV failure")
+
+    monkeypatch.setattr(PyAVReader, "get_frames", broken)
+    with Video(path, sequential=True) as video:
+        frames = video.get_frames([1, 8])
+        assert video.backend == "decord"
+    assert [frame_number(f) for f in frames] == [1, 8]
