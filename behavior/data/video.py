@@ -83,8 +83,9 @@ class Video:
     fails to decode it; `short_side` asks the decoder itself for frames whose short side is that many
     pixels (never upscaled), which is much cheaper than decoding full size and resizing afterwards.
     `sequential=True` (window prediction, which reads a long video forward chunk after chunk) puts PyAV first
-    in "auto": it decodes only what is asked, while decord's decoder thread decodes ahead into a queue (10-45 MB
-    more per chunk of a two-hour video); both give the same pixels (`pyav_reader.DecordScaler`).
+    in "auto": it decodes only what is asked, while decord's reads of a two-hour video raised memory by 10-45 MB
+    per chunk (its decoder thread fills an unbounded frame queue); both give the same pixels
+    (`pyav_reader.DecordScaler`).
     """
 
     def __init__(
