@@ -25,7 +25,11 @@ def upright_rgb(frame: av.VideoFrame, turns: int, size: tuple[int, int]) -> np.n
     """uint8 (H, W, 3) RGB of a decoded frame, scaled to `size` (width, height as stored) and turned upright by
     `turns` quarter turns."""
     image = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="BICUBIC")
-    array = image.to_ndarray()  # uint8 (H, W, 3), as stored
+    return turned_upright(image.to_ndarray(), turns)  # from uint8 (H, W, 3) as stored
+
+
+def turned_upright(array: np.ndarray, turns: int) -> np.ndarray:
+    """uint8 (H, W, 3) as stored -> upright, by `turns` counter-clockwise quarter turns."""
     return np.ascontiguousarray(np.rot90(array, k=turns)) if turns else array
 
 
@@ -189,8 +193,7 @@ class PyAVReader:
     def _to_array(self, frame) -> np.ndarray:
         if (frame.width, frame.height) == self._raw_size:  # no scaling: reformat's conversion equals decord's
             return upright_rgb(frame, self._rotation, self._raw_size)
-        array = self._scaler(frame)  # uint8 (H, W, 3), as stored
-        return np.ascontiguousarray(np.rot90(array, k=self._rotation)) if self._rotation else array
+        return turned_upright(self._scaler(frame), self._rotation)
 
     def get_frames(self, indices: np.ndarray, last: bool = False) -> np.ndarray:  # PyAV reads nothing ahead
         wanted = np.unique(indices)

@@ -145,6 +145,17 @@ def engine_device(engine: str, torch_device: torch.device) -> torch.device:
     return torch.device("cpu") if engine == "onnx" else torch_device
 
 
+def for_torch_engine(model: ClipClassifier, fold: bool = True) -> ClipClassifier:
+    """What `--engine torch` makes of a loaded eval-mode model, in place: batch norms folded into their
+    convolutions when `fold` (the same outputs in 0.56-0.87x the time per clip, behavior.models.fusion), and every
+    convolution on oneDNN (one-frame steps in less time: the demo model's online step, median of 9 interleaved
+    rounds, 1.50 -> 1.29 ms; behavior.models.onednn). The engines benchmark times this same model."""
+    if fold:
+        fold_batch_norms(model)
+    use_onednn_convolutions(model)
+    return model
+
+
 def load_engine(
     checkpoint: str | os.PathLike, engine: str, device: torch.device
 ) -> tuple[ClipClassifier | OnnxModel, object]:
@@ -154,15 +165,9 @@ def load_engine(
         raise UsageError(f"--engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
     model, cfg = load_trained_model(checkpoint, device)
     if engine == "torch":
-        # the same outputs in 0.56-0.87x the time per clip (behavior.models.fusion); not where the feature cache
-        # serves the model's frozen part, whose entries are keyed by those layers' weights (folded ones would
-        # miss every entry that training and evaluation made)
-        if not caches_features(cfg, model):
-            fold_batch_norms(model)
-        # one-frame steps in less time (the demo model's online step, median of 9 interleaved rounds: 1.50 -> 1.29
-        # ms): oneDNN's kernel where PyTorch would take its own for small inputs (behavior.models.onednn)
-        use_onednn_convolutions(model)
-        return model, cfg
+        # not folded where the feature cache serves the model's frozen part, whose entries are keyed by those
+        # layers' weights (folded ones would miss every entry that training and evaluation made)
+        return for_torch_engine(model, fold=not caches_features(cfg, model)), cfg
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:

@@ -29,9 +29,7 @@ from harness import (
 )
 
 from behavior.engine.checkpoint import load_trained_model
-from behavior.models.fusion import fold_batch_norms
-from behavior.models.onednn import use_onednn_convolutions
-from behavior.tools.engines import OnnxModel
+from behavior.tools.engines import OnnxModel, for_torch_engine
 from behavior.tools.export import TOLERANCE, export_onnx
 
 TITLE = "Inference engines: eager PyTorch, channels-last, ONNX Runtime"
@@ -63,9 +61,7 @@ def engines_of(settings: Settings, short: str, overrides: list[str]) -> tuple[di
     model, cfg = load_trained_model(checkpoint)
     contiguous = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    folded = copy.deepcopy(channels_last)
-    fold_batch_norms(folded)
-    use_onednn_convolutions(folded)
+    folded = for_torch_engine(copy.deepcopy(channels_last))
     folder, seconds = settings.work / "engines" / checkpoint.stem, None
     if not (folder / "model.onnx").is_file():
         started = time.perf_counter()
