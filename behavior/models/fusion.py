@@ -16,7 +16,8 @@ from behavior.models.efficientnet import ConvBNAct
 
 def _pairs(module: nn.Module) -> list[tuple[str, str]]:
     """Names of the (convolution, batch norm) children of `module` where the norm takes the convolution's output
-    directly: neighbours in an nn.Sequential, and EfficientNet's ConvBNAct (until its norm is folded)."""
+    directly: neighbours in an nn.Sequential (2D, or 1D as in the temporal head), and EfficientNet's ConvBNAct
+    (until its norm is folded)."""
     if isinstance(module, ConvBNAct):
         return [("conv", "bn")] if isinstance(module.bn, nn.BatchNorm2d) else []
     if not isinstance(module, nn.Sequential):
@@ -25,7 +26,8 @@ def _pairs(module: nn.Module) -> list[tuple[str, str]]:
     return [
         (a, b)
         for a, b in zip(names, names[1:])
-        if isinstance(module._modules[a], nn.Conv2d) and isinstance(module._modules[b], nn.BatchNorm2d)
+        if (isinstance(module._modules[a], nn.Conv2d) and isinstance(module._modules[b], nn.BatchNorm2d))
+        or (isinstance(module._modules[a], nn.Conv1d) and isinstance(module._modules[b], nn.BatchNorm1d))
     ]
 
 

@@ -23,6 +23,20 @@ from einops import rearrange
 from torch import Tensor, nn
 
 
+class _Stream:
+    """A shift's state while streaming, in a plain object: nn.Module's attribute assignment costs ~1 us each, six
+    times per shift and frame."""
+
+    __slots__ = ("active", "previous", "kept")
+
+    def __init__(self) -> None:
+        self.active = False  # between start_step and end_step
+        self.previous: Tensor | None = (
+            None  # float (N, C/8, H, W) of the streams' previous frames; None: zeros
+        )
+        self.kept: Tensor | None = None  # float (N, C/8, H, W) of the new frames, for the next step
+
+
 class TemporalShift(nn.Module):
     """TSM shift over (b t)-folded frames: float (B·T, C, H, W) -> same shape, no parameters.
 
@@ -39,14 +53,10 @@ class TemporalShift(nn.Module):
         self.num_frames = num_frames
         self.fold_div = fold_div
         self.online = online
-        self.streaming = False  # between start_step and end_step
-        self.previous: Tensor | None = (
-            None  # float (N, C/8, H, W) of the streams' previous frames; None: zeros
-        )
-        self.kept: Tensor | None = None  # float (N, C/8, H, W) of the new frames, for the next step
+        self.stream = _Stream()
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.streaming:
+        if self.stream.active:
             return self._step(x)
         x = rearrange(x, "(b t) c h w -> b t c h w", t=self.num_frames)  # (B, T, C, H, W)
         fold = x.shape[2] // self.fold_div
@@ -65,8 +75,9 @@ class TemporalShift(nn.Module):
 
     def _step(self, x: Tensor) -> Tensor:
         fold = x.shape[1] // self.fold_div
-        self.kept = x[:, :fold]  # (N, fold, H, W): what the stream's next frame takes
-        previous = torch.zeros_like(self.kept) if self.previous is None else self.previous
+        stream = self.stream
+        stream.kept = x[:, :fold]  # (N, fold, H, W): what the stream's next frame takes
+        previous = torch.zeros_like(stream.kept) if stream.previous is None else stream.previous
         return torch.cat([previous, x[:, fold:]], dim=1)  # (N, C, H, W)
 
     def start_step(self, previous: Tensor | None) -> None:
@@ -76,12 +87,12 @@ class TemporalShift(nn.Module):
             raise ValueError(
                 "the two-way shift takes channels from the next frame: frames cannot be streamed"
             )
-        self.streaming, self.previous, self.kept = True, previous, None
+        self.stream.active, self.stream.previous, self.stream.kept = True, previous, None
 
     def end_step(self) -> Tensor | None:
         """Back to clips; returns the slice the streamed frames kept (None when the forward did not get here)."""
-        kept = self.kept
-        self.streaming, self.previous, self.kept = False, None, None
+        kept = self.stream.kept
+        self.stream.active, self.stream.previous, self.stream.kept = False, None, None
         return kept
 
     def extra_repr(self) -> str:

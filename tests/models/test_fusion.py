@@ -16,7 +16,7 @@ def with_random_norms(model: nn.Module, seed: int = 0) -> nn.Module:
     initial statistics (mean 0, variance 1) would hide a wrong scale or shift."""
     generator = torch.Generator().manual_seed(seed)
     for bn in model.modules():
-        if isinstance(bn, nn.BatchNorm2d):
+        if isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
             n = bn.num_features
             bn.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
             bn.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.2)
@@ -37,6 +37,18 @@ def test_folding_keeps_the_outputs_of_every_backbone(backbone):
         after = model.forward_scores(x, return_attention=True)
     assert folded > 0
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == norms - folded
+    assert_same_scores(before, after)
+
+
+def test_folding_keeps_the_outputs_of_the_temporal_head():
+    torch.manual_seed(0)
+    model = with_random_norms(build_model(tiny(head="tconv"), CLASSES, num_frames=3))
+    x = clip(b=2, t=3)
+    with torch.inference_mode():
+        before = model.forward_scores(x, return_attention=True)
+        fold_batch_norms(model)
+        after = model.forward_scores(x, return_attention=True)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in model.head.modules())
     assert_same_scores(before, after)
 
 

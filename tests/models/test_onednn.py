@@ -8,13 +8,20 @@ from test_model import CLASSES, assert_same_scores, assert_streams_its_clip_forw
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from behavior.models import onednn
 from behavior.models.classifier import build_model
 from behavior.models.efficientnet import Conv2dSame
-from behavior.models.onednn import OneDnnConv2d, use_onednn_convolutions
+from behavior.models.onednn import OneDnnConv1d, OneDnnConv2d, use_onednn_convolutions
 from behavior.models.registry import BACKBONES
 
 pytestmark = pytest.mark.skipif(
     not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN"
+)
+
+
+# oneDNN's call with weights reordered once (PyTorch's compiler makes it); older PyTorch: the reordering call
+ONEDNN_CALL = (
+    "mkldnn::_convolution_pointwise" if onednn._POINTWISE is not None else "aten::mkldnn_convolution"
 )
 
 
@@ -53,7 +60,8 @@ def test_a_one_frame_step_takes_onednn_where_pytorch_would_not():
 
     assert "aten::_slow_conv2d_forward" in kernels(step)
     use_onednn_convolutions(model)
-    assert kernels(step) == {"aten::mkldnn_convolution"}
+    step()  # the first call with a shape reorders the weights for oneDNN; the ones after only convolve
+    assert kernels(step) == {ONEDNN_CALL}
 
 
 def test_an_online_model_on_onednn_still_streams_its_clip_forward():
@@ -108,3 +116,37 @@ def test_under_cpu_autocast_the_ordinary_path_runs_in_bf16():
     with torch.inference_mode(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         conv = next(m for m in model.modules() if isinstance(m, OneDnnConv2d))
         assert conv(x[:, 0]).dtype == torch.bfloat16  # autocast's own conv, not oneDNN's float32 call
+
+
+def test_the_temporal_head_runs_on_onednn_with_the_same_logits():
+    torch.manual_seed(0)
+    model = build_model(tiny(temporal_shift=True, shift="online", head="tconv"), CLASSES, num_frames=3).eval()
+    x = clip(b=2, t=3)
+    with torch.inference_mode():
+        before = model.forward_scores(x, return_attention=True)
+        use_onednn_convolutions(model)
+        after = model.forward_scores(x, return_attention=True)
+    assert sum(isinstance(m, OneDnnConv1d) for m in model.head.modules()) == 2
+    assert_same_scores(before, after)
+
+    def head() -> None:
+        with torch.inference_mode():
+            model.forward_head(torch.randn(1, 3, model.backbone.num_features))
+
+    head()  # the weights are reordered for oneDNN at the first call
+    assert kernels(head) == {ONEDNN_CALL}
+
+
+def test_new_weights_are_used_at_once():
+    """The weights oneDNN keeps in its own layout are made again when the model's weights change: a model
+    loaded with other weights gives that model's outputs, not those of the weights it had at its first call."""
+    torch.manual_seed(0)
+    first = build_model(tiny(head="tconv"), CLASSES, num_frames=3).eval()
+    second = build_model(tiny(head="tconv"), CLASSES, num_frames=3).eval()
+    x = clip(b=1, t=3)
+    with torch.inference_mode():
+        expected = second(x)
+        use_onednn_convolutions(first)
+        assert not torch.allclose(first(x), expected, atol=1e-3)
+        first.load_state_dict(second.state_dict())
+        assert torch.allclose(first(x), expected, atol=1e-5, rtol=1e-5)
