@@ -221,6 +221,19 @@ def test_online_shift_takes_one_eighth_from_the_previous_frame_only():
     torch.testing.assert_close(out[:, :, 2:], frames[:, :, 2:])  # nothing from frame t+1
 
 
+@pytest.mark.parametrize("online", [False, True])
+def test_the_shift_keeps_the_layout_of_its_input(online):
+    """Channels-last frames (the torch engine's) come out channels-last with the same values, so that the
+    convolution after the shift does not mix layouts; contiguous frames (training on a CPU) stay contiguous."""
+    shift = TemporalShift(num_frames=3, online=online)
+    x = torch.randn(2 * 3, 16, 4, 5)  # (B·T, C, H, W)
+    plain = shift(x)
+    channels_last = shift(x.contiguous(memory_format=torch.channels_last))
+    assert plain.is_contiguous()
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(channels_last, plain)
+
+
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_online_shift_streams_frame_by_frame_exactly_as_the_clip_forward(backbone):
     """The online shift looks at past frames only: each frame once through forward_step, with the slices the
