@@ -145,7 +145,8 @@ def _eligible(module: nn.Module) -> bool:
 def use_onednn_convolutions(model: nn.Module) -> int:
     """Make every plain nn.Conv2d of `model` (zero padding given in pixels) an `OneDnnConv2d`, EfficientNet's
     Conv2dSame an `OneDnnConv2dSame` and every plain nn.Conv1d an `OneDnnConv1d`, in place: the same parameters
-    and state dict, only the kernel choice changes. Nothing happens where PyTorch was built without oneDNN. Returns how many were changed."""
+    and state dict, only the kernel choice changes. Nothing happens where PyTorch was built without oneDNN.
+    Returns how many were changed."""
     if not torch.backends.mkldnn.is_available():
         return 0
     changed = 0
