@@ -34,9 +34,9 @@ CLASS_BALANCE = ("none", "sampler", "weights")
 DEVICES = ("auto", "cpu", "cuda")
 # what runs a trained model in predict and live (--engine; behavior.tools.engines): eager PyTorch | ONNX Runtime
 ENGINES = ("torch", "onnx")
-# torch by default although ONNX Runtime was 1.3-3.7x faster than the torch engine (channels-last, batch norms
-# folded, oneDNN) in every case of `benchmarks/run.py engines` (docs/benchmarks.md): onnx needs the optional export
-# extra and pays a one-off export per checkpoint (5-23 s)
+# torch by default although ONNX Runtime was 1.2-3.7x faster than the torch engine (channels-last, batch norms
+# folded, oneDNN) in every case of `benchmarks/run.py engines` on 2026-12-02 (docs/benchmarks.md): onnx needs the
+# optional export extra and pays a one-off export per checkpoint (5-23 s)
 DEFAULT_ENGINE = "torch"
 REJECTION_SCORES = ("msp", "energy", "prototype", "none")  # behavior.engine.rejection; none: never unknown
 SHIFTS = ("two_way", "online")  # behavior.models.temporal_shift

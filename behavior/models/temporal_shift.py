@@ -67,21 +67,22 @@ class TemporalShift(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.stream.active:
             return self._step(x)
-        frames = x
-        x = rearrange(x, "(b t) c h w -> b t c h w", t=self.num_frames)  # (B, T, C, H, W)
-        fold = x.shape[2] // self.fold_div
+        clips = rearrange(x, "(b t) c h w -> b t c h w", t=self.num_frames)  # (B, T, C, H, W)
+        fold = clips.shape[2] // self.fold_div
         if self.online:
             from_prev = F.pad(
-                x[:, :-1, :fold], (0, 0, 0, 0, 0, 0, 1, 0)
+                clips[:, :-1, :fold], (0, 0, 0, 0, 0, 0, 1, 0)
             )  # (B, T, fold, H, W), zeros at t = 0
-            out = torch.cat([from_prev, x[:, :, fold:]], dim=2)  # (B, T, C, H, W)
-            return _in_layout_of(rearrange(out, "b t c h w -> (b t) c h w"), frames)
-        from_next = F.pad(x[:, 1:, :fold], (0, 0, 0, 0, 0, 0, 0, 1))  # (B, T, fold, H, W), zeros at t = T-1
+            out = torch.cat([from_prev, clips[:, :, fold:]], dim=2)  # (B, T, C, H, W)
+            return _in_layout_of(rearrange(out, "b t c h w -> (b t) c h w"), x)
+        from_next = F.pad(
+            clips[:, 1:, :fold], (0, 0, 0, 0, 0, 0, 0, 1)
+        )  # (B, T, fold, H, W), zeros at t = T-1
         from_prev = F.pad(
-            x[:, :-1, fold : 2 * fold], (0, 0, 0, 0, 0, 0, 1, 0)
+            clips[:, :-1, fold : 2 * fold], (0, 0, 0, 0, 0, 0, 1, 0)
         )  # (B, T, fold, H, W), zeros at t = 0
-        out = torch.cat([from_next, from_prev, x[:, :, 2 * fold :]], dim=2)  # (B, T, C, H, W)
-        return _in_layout_of(rearrange(out, "b t c h w -> (b t) c h w"), frames)
+        out = torch.cat([from_next, from_prev, clips[:, :, 2 * fold :]], dim=2)  # (B, T, C, H, W)
+        return _in_layout_of(rearrange(out, "b t c h w -> (b t) c h w"), x)
 
     def _step(self, x: Tensor) -> Tensor:
         fold = x.shape[1] // self.fold_div
